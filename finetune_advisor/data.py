@@ -42,3 +42,37 @@ class DatasetProfile:
     resolution: Mapping[str, float]  # mean_w, mean_h, median_w, median_h, min_w, min_h, max_w, max_h
     n_corrupt: int = 0
     skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def load_image(path: str | Path, size: int | None = None):
+    """Decode ``path`` to an RGB PIL image, cheaply when only ``size`` pixels are needed.
+
+    JPEGs are decoded at reduced scale with Pillow's ``draft`` (DCT scaling) when ``size``
+    is given; EXIF orientation is applied; palette, alpha, 16-bit and CMYK images become RGB.
+    Raises :class:`~finetune_advisor.exceptions.DatasetError` naming the file on any failure.
+    """
+    from PIL import Image, ImageOps
+
+    from .exceptions import DatasetError
+    try:
+        with Image.open(path) as img:
+            if size is not None and img.format == "JPEG":
+                img.draft("RGB", (size, size))  # decodes at 1/2, 1/4 or 1/8 scale, never below size
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                import numpy as np
+                arr = np.asarray(img, dtype=np.float32)
+                hi = float(arr.max()) or 1.0
+                img = Image.fromarray((arr * (255.0 / hi)).astype("uint8"), "L")
+            if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA"):
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(background, img)
+            return img.convert("RGB")
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError:
+        raise DatasetError("image is larger than Pillow's decompression-bomb limit; refused", path=path,
+                           hint="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot decode image: {exc}", path=path) from None
