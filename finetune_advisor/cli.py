@@ -1,0 +1,324 @@
+"""Command-line interface: one subcommand per library function.
+
+Results go to stdout (``--json`` for one machine-readable document); logs, progress bars and
+errors go to stderr. A user error prints ``error: <message>`` on one line and exits 1
+(``--debug`` shows the traceback); usage errors exit 2; Ctrl-C exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+EPILOG_RECOMMEND = """examples:
+  finetune-advisor recommend --sample                 # the embedded Quick Draw sample
+  finetune-advisor recommend data/pets --json > config.json
+  finetune-advisor recommend data/xray/labels.csv --label-sep '|' --profile paper
+  finetune-advisor recommend data/aerial --no-canonical-up --orientation-matters
+  finetune-advisor recommend data/pets --backbone resnet50 --weights resnet50.pth
+  finetune-advisor recommend data/pets --backbone my_models.py:my_resnet --reference tiny-imagenet-200/
+"""
+
+EPILOG_REFERENCE = """examples:
+  finetune-advisor reference build tiny-imagenet-200/ --backbone resnet34
+  finetune-advisor reference build tiny-imagenet-200/ --backbone tools/resnet50_keras_v1.py:resnet50_keras_v1
+  finetune-advisor reference show --backbone efficientnet_lite0
+"""
+
+EPILOG_TRAIN = """examples:
+  finetune-advisor train data/pets --out runs/pets              # recommend, then train
+  finetune-advisor train data/pets --config config.json --out runs/pets
+"""
+
+INVARIANCE_FLAGS = {
+    "orientation_matters": "left and right differ (no horizontal flips)",
+    "color_matters": "colour decides the class (no colour augmentation)",
+    "size_matters": "size decides the class (no zoom augmentation)",
+    "shape_matters": "shape decides the class (no perspective warp)",
+    "no_canonical_up": "objects have no canonical 'up' (aerial, microscopy): vertical flips are safe",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``finetune-advisor``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    _quiet_third_party()
+    from .exceptions import FinetuneAdvisorError
+    try:
+        return args.func(args) or 0
+    except FinetuneAdvisorError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune-advisor",
+        description="Tells you how to fine-tune an ImageNet-pretrained ResNet on your image dataset "
+                    "with fastai, and backs the advice with measurements.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = _add(sub, "recommend", cmd_recommend, common, EPILOG_RECOMMEND,
+             "recommend a fine-tuning config for a dataset, with a reason for every choice")
+    _add_dataset_args(p)
+    p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
+    _add_backbone_args(p)
+    p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
+    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu",
+                   help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs (default: cpu)")
+    p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
+    p.add_argument("--lr-loss", choices=["train", "valid"], default="train",
+                   help="loss recorded by the LR range test (the study used valid)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
+    p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
+    p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
+    p.add_argument("--seed", type=int, default=0)
+    for flag, text in INVARIANCE_FLAGS.items():
+        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
+    p.add_argument("--json", action="store_true", help="print the Config as JSON on stdout")
+    p.add_argument("--out", help="also write the Config JSON to this file")
+    p.add_argument("--plot", help="write the LR-finder plot (PNG) to this file")
+
+    p = _add(sub, "profile", cmd_profile, common, None, "profile a dataset (counts, imbalance, resolution)")
+    _add_dataset_args(p)
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
+
+    p = _add(sub, "reference", None, common, EPILOG_REFERENCE,
+             "build or inspect the Tiny-ImageNet similarity reference")
+    ref_sub = p.add_subparsers(title="reference commands", metavar="ACTION")
+    b = _add(ref_sub, "build", cmd_reference_build, common, EPILOG_REFERENCE,
+             "build the reference class means from a local Tiny-ImageNet copy and cache them")
+    b.add_argument("path", help="Tiny-ImageNet folder (with train/<wnid>/...)")
+    _add_backbone_args(b)
+    b.add_argument("--image-size", type=int, default=128)
+    b.add_argument("--images-per-class", type=int, default=20)
+    b.add_argument("--out", help="write the reference here instead of the cache")
+    b.add_argument("--json", action="store_true")
+    s = _add(ref_sub, "show", cmd_reference_show, common, EPILOG_REFERENCE, "show the reference in use")
+    _add_backbone_args(s)
+    s.add_argument("--reference", help="a reference .npz or Tiny-ImageNet folder")
+    s.add_argument("--json", action="store_true")
+
+    p = _add(sub, "train", cmd_train, common, EPILOG_TRAIN,
+             "train a fastai model from a Config (recommending one first if none is given)")
+    _add_dataset_args(p)
+    p.add_argument("--config", help="a Config JSON from 'finetune-advisor recommend --out'")
+    _add_backbone_args(p)
+    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    p.add_argument("--out", default="finetune-advisor-run", help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    return parser
+
+
+def _add(sub, name: str, func: Callable | None, common, epilog: str | None, help_text: str):
+    p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_dataset_args(p) -> None:
+    p.add_argument("path", nargs="?", help="dataset folder or CSV file")
+    p.add_argument("--layout", choices=["auto", "folders", "csv", "filename"], default="auto")
+    p.add_argument("--csv", dest="csv_path", help="CSV of image,labels (when not inside the folder)")
+    p.add_argument("--label-sep", help="separator between labels in the CSV (default: detect | ; or space)")
+    p.add_argument("--filename-regex", help=r"regex with one group = label, on the file stem (default: Pets '^(.+)_\d+$')")
+
+
+def _add_backbone_args(p) -> None:
+    p.add_argument("--backbone", help="resnet18..resnet152, efficientnet_lite0, or module:function / file.py:function "
+                                      "(default: chosen by dataset size; offline falls back to efficientnet_lite0)")
+    p.add_argument("--weights", help="local state_dict for the backbone (no download)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="fail instead of falling back to the shipped efficientnet_lite0 when weights are unavailable")
+
+
+def _dataset_path(args) -> Path:
+    from .exceptions import DatasetError
+    from .recommend import SAMPLE_DATASET
+    if getattr(args, "sample", False):
+        return SAMPLE_DATASET
+    if args.path is None and args.csv_path is None:
+        raise DatasetError("no dataset given", hint="pass a folder or CSV path, or --sample for the embedded one")
+    return Path(args.path if args.path is not None else args.csv_path)
+
+
+def _read_kwargs(args) -> dict:
+    return {"layout": args.layout, "csv_path": args.csv_path, "label_sep": args.label_sep,
+            "filename_regex": args.filename_regex}
+
+
+# --- commands ---------------------------------------------------------------------
+
+def cmd_recommend(args) -> int:
+    from .recommend import advise
+    invariances = {k: True for k in INVARIANCE_FLAGS if getattr(args, k)}
+    rec = advise(_dataset_path(args), backbone=args.backbone, weights=args.weights,
+                 fallback=not args.no_fallback, reference=args.reference, profile=args.profile,
+                 invariances=invariances or None, threshold=args.threshold,
+                 similarity=not args.no_similarity, lr_finder=not args.no_lr_finder,
+                 lr_loss=args.lr_loss, max_images=args.max_images, seed=args.seed,
+                 progress=not args.quiet, **_read_kwargs(args))
+    if args.out:
+        _atomic_write(Path(args.out), rec.config.to_json())
+    if args.plot and rec.lr_finder is not None:
+        from .lr_finder import plot_lr_finder
+        import matplotlib
+        matplotlib.use("Agg")
+        far = rec.similarity is not None and rec.similarity.far
+        ax = plot_lr_finder(rec.lr_finder, divided_lr=rec.config.lr if far else None)
+        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+    if args.json:
+        print(rec.config.to_json())
+    else:
+        print(format_recommendation(rec))
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from . import data
+    from dataclasses import asdict
+    ds = data.read_dataset(_dataset_path(args), **{k: v for k, v in _read_kwargs(args).items() if v is not None})
+    prof = data.profile_dataset(ds)
+    d = asdict(prof)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        print(format_profile(prof))
+    return 0
+
+
+def cmd_reference_build(args) -> int:
+    from .backbones import create_backbone
+    from .similarity import build_reference, reference_cache_path
+    bb = create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights, fallback=not args.no_fallback)
+    ref = build_reference(args.path, bb, image_size=args.image_size, images_per_class=args.images_per_class,
+                          progress=not args.quiet)
+    out = Path(args.out) if args.out else reference_cache_path(bb, args.image_size, args.images_per_class)
+    ref.save(out)
+    summary = {"path": str(out), "backbone": ref.backbone_key, "classes": len(ref.class_ids),
+               "image_size": ref.image_size, "images_per_class": ref.images_per_class}
+    print(json.dumps(summary, indent=2) if args.json else
+          f"reference for {ref.backbone_key}: {len(ref.class_ids)} classes, {ref.image_size} px, "
+          f"{ref.images_per_class} images/class -> {out}")
+    return 0
+
+
+def cmd_reference_show(args) -> int:
+    from .backbones import create_backbone
+    from .similarity import get_reference
+    bb = create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights, fallback=not args.no_fallback)
+    ref = get_reference(bb, path=args.reference, download=False)
+    summary = {"backbone": ref.backbone_key, "classes": len(ref.class_ids), "image_size": ref.image_size,
+               "images_per_class": ref.images_per_class, "source": ref.source}
+    print(json.dumps(summary, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import Config
+    from .exceptions import ConfigError
+    from .train import train
+    path = _dataset_path(args)
+    if args.config:
+        try:
+            config = Config.from_json(Path(args.config).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config: {exc.strerror}", path=args.config) from None
+    else:
+        from .recommend import advise
+        config = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
+                        profile=args.profile, seed=args.seed, progress=not args.quiet,
+                        **_read_kwargs(args)).config
+    result = train(config, path, out_dir=args.out, seed=args.seed, weights=args.weights,
+                   progress=not args.quiet)
+    summary = result.to_dict()
+    print(json.dumps(summary, indent=2, default=str) if args.json else
+          "\n".join(f"{k}: {v}" for k, v in summary.items() if k != "config"))
+    return 0
+
+
+# --- formatting -------------------------------------------------------------------
+
+def format_recommendation(rec) -> str:
+    """A readable summary: measurements, then one line per decision with its reason."""
+    from .config import DECISION_FIELDS
+    cfg = rec.config
+    lines = [format_profile(rec.profile), ""]
+    if rec.similarity is not None:
+        s = rec.similarity
+        verdict = "FAR from ImageNet" if s.far else "near ImageNet"
+        lines.append(f"similarity to ImageNet: {s.similarity:.3f} (95% CI {s.ci_low:.3f}-{s.ci_high:.3f}, "
+                     f"raw EMD {s.emd:.4f}, {s.backbone_key} @ {s.image_size}px) -> {verdict} "
+                     f"(threshold {s.threshold:.2f})")
+    if rec.lr_finder is not None:
+        r = rec.lr_finder
+        lines.append(f"LR finder: {r.lr:.2e} (fastai valley {r.fastai_valley:.2e}, steep {r.fastai_steep:.2e})")
+    lines += ["", "recommended config:"]
+    width = max(len(f) for f in DECISION_FIELDS)
+    for name in DECISION_FIELDS:
+        value = getattr(cfg, name)
+        if name == "augmentation":
+            from dataclasses import asdict
+            value = ", ".join(f"{k}={v}" for k, v in asdict(value).items())
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        lines.append(f"  {name:<{width}}  {value}")
+        lines.append(f"  {'':<{width}}    because {cfg.reasons.get(name, '')}")
+    if cfg.warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in cfg.warnings]
+    return "\n".join(lines)
+
+
+def format_profile(prof) -> str:
+    res = prof.resolution
+    kind = "multi-label" if prof.multi_label else "single-label"
+    lines = [f"dataset: {prof.root} ({prof.layout}, {kind})",
+             f"  {prof.n_images} images, {prof.n_classes} classes, "
+             f"imbalance SD {prof.imbalance_sd:.1f} images/class",
+             f"  resolution mean {res['mean_w']:.0f}x{res['mean_h']:.0f}, "
+             f"min {res['min_w']:.0f}x{res['min_h']:.0f}, max {res['max_w']:.0f}x{res['max_h']:.0f}"]
+    skipped = {k: v for k, v in (prof.skipped or {}).items() if v}
+    if skipped:
+        lines.append("  skipped: " + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())))
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    import os
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _quiet_third_party() -> None:
+    import warnings
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

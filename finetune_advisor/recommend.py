@@ -1,0 +1,153 @@
+"""``recommend(path) -> Config``: profile, similarity, LR range test, then the pure rules.
+
+This is the one place that orchestrates I/O; every decision is made in :mod:`heuristics`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .config import PROFILES, Config
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
+
+
+@dataclass
+class Recommendation:
+    """Everything behind a Config: the profile, the similarity and the LR-finder curve."""
+
+    config: Config
+    profile: Any                      # data.DatasetProfile
+    similarity: Any | None = None     # similarity.SimilarityResult
+    lr_finder: Any | None = None      # lr_finder.LRFinderResult
+    backbone: Any | None = None       # backbones.Backbone
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def recommend(dataset_path: str | Path, **options: Any) -> Config:
+    """Recommend how to fine-tune an ImageNet-pretrained network on ``dataset_path``.
+
+    Parameters
+    ----------
+    dataset_path : str or Path
+        An ImageFolder tree, a CSV of ``image,labels`` (or a folder holding one), or a folder
+        of images labelled by file name.
+    **options
+        See :func:`advise`.
+
+    Returns
+    -------
+    Config
+        JSON-serialisable; ``config.reasons[field]`` explains every decision.
+
+    Examples
+    --------
+    >>> from finetune_advisor import recommend
+    >>> cfg = recommend(SAMPLE_DATASET, backbone="resnet18", pretrained=False,
+    ...                 similarity=False, progress=False)  # doctest: +SKIP
+    """
+    return advise(dataset_path, **options).config
+
+
+def advise(dataset_path: str | Path, *,
+           backbone: str | Callable | None = None,
+           weights: str | Path | None = None,
+           pretrained: bool = True,
+           fallback: bool = True,
+           reference: str | Path | None = None,
+           profile: str = "cpu",
+           invariances: Mapping[str, bool] | None = None,
+           threshold: float | None = None,
+           layout: str = "auto",
+           csv_path: str | Path | None = None,
+           label_sep: str | None = None,
+           filename_regex: str | None = None,
+           similarity: bool = True,
+           lr_finder: bool = True,
+           lr_loss: str = "train",
+           max_images: int = 4000,
+           bootstrap: int = 200,
+           seed: int = 0,
+           progress: bool = True) -> Recommendation:
+    """Run the whole pipeline and keep every intermediate result.
+
+    ``backbone=None`` lets the size rule pick the ResNet; when its weights cannot be had
+    (offline) and ``fallback`` is true, the shipped EfficientNet-Lite0 is used and the
+    Config says so. ``similarity=False`` / ``lr_finder=False`` skip those measurements
+    (the rules then use the study's defaults and say so).
+    """
+    from . import data, heuristics
+    from .backbones import create_backbone, spec_name
+
+    if profile not in PROFILES:
+        from .exceptions import ConfigError
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    read_kwargs = {"layout": layout, "csv_path": csv_path, "label_sep": label_sep}
+    if filename_regex:
+        read_kwargs["filename_regex"] = filename_regex
+    dataset = data.read_dataset(dataset_path, **read_kwargs)
+    dataset_profile = data.profile_dataset(dataset)
+    timings["profile"] = time.perf_counter() - clock
+
+    if backbone is None:
+        arch, arch_reason = heuristics.choose_architecture(dataset_profile)
+    else:
+        arch, arch_reason = backbone, "set by user"
+    clock = time.perf_counter()
+    bb = create_backbone(arch, weights=weights, pretrained=pretrained, fallback=fallback)
+    if bb.fallback_from is not None:
+        arch_reason = (f"{arch_reason}; but {bb.fallback_from} weights are unavailable here, so the shipped "
+                       f"ImageNet {bb.name} is used instead (pass --weights or go online for {bb.fallback_from})")
+    backbone_name = bb.name if (bb.fallback_from or callable(arch) or weights) else spec_name(arch)
+    if isinstance(arch, str) and ":" in arch:
+        backbone_name = arch  # keep the full spec so train() can rebuild it
+    timings["backbone"] = time.perf_counter() - clock
+
+    sim_result = None
+    if similarity:
+        from .similarity import dataset_similarity, get_reference
+        clock = time.perf_counter()
+        ref = get_reference(bb, path=reference)
+        sim_result = dataset_similarity(dataset, bb, ref, threshold=threshold, max_images=max_images,
+                                        bootstrap=bootstrap, seed=seed, progress=progress)
+        log.info("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
+        timings["similarity"] = time.perf_counter() - clock
+
+    lr_result = None
+    if lr_finder:
+        from .lr_finder import find_lr
+        from .train import build_learner
+        clock = time.perf_counter()
+        draft = heuristics.recommend_config(dataset_profile, backbone=backbone_name, profile_name=profile,
+                                            invariances=invariances)
+        learn = build_learner(draft, dataset, backbone=bb, seed=seed)
+        with (nullcontext() if progress else learn.no_bar()):
+            lr_result = find_lr(learn, loss=lr_loss, seed=seed)
+        timings["lr_finder"] = time.perf_counter() - clock
+
+    measurements = {"timings_s": {k: round(v, 2) for k, v in timings.items()},
+                    "backbone_source": bb.source}
+    if sim_result is not None:
+        measurements["similarity"] = sim_result.to_dict()
+    if lr_result is not None:
+        measurements["lr_finder"] = {k: v for k, v in lr_result.to_dict().items()
+                                     if k not in ("lrs", "losses_raw", "losses_smooth")}
+    config = heuristics.recommend_config(
+        dataset_profile,
+        similarity=None if sim_result is None else sim_result.similarity,
+        far=None if sim_result is None else sim_result.far,
+        threshold=heuristics.SIMILARITY_THRESHOLD if sim_result is None else sim_result.threshold,
+        lr_find=None if lr_result is None else lr_result.lr,
+        backbone=backbone_name, backbone_reason=arch_reason,
+        profile_name=profile, invariances=invariances, measurements=measurements)
+    return Recommendation(config=config, profile=dataset_profile, similarity=sim_result,
+                          lr_finder=lr_result, backbone=bb, timings=timings)

@@ -1,0 +1,18 @@
+"""Shared fixtures (keep this file small: fixtures used by several test files only)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$FINETUNE_ADVISOR_SHARED_DATA``); skips the test when absent."""
+    path = Path(os.environ.get("FINETUNE_ADVISOR_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"shared sample datasets not found at {path} (set FINETUNE_ADVISOR_SHARED_DATA)")
+    return path
