@@ -24,6 +24,7 @@ class Recommendation:
 
     config: Config
     profile: Any                      # data.DatasetProfile
+    dataset: Any | None = None        # data.Dataset
     similarity: Any | None = None     # similarity.SimilarityResult
     lr_finder: Any | None = None      # lr_finder.LRFinderResult
     backbone: Any | None = None       # backbones.Backbone
@@ -149,5 +150,5 @@ def advise(dataset_path: str | Path, *,
         lr_find=None if lr_result is None else lr_result.lr,
         backbone=backbone_name, backbone_reason=arch_reason,
         profile_name=profile, invariances=invariances, measurements=measurements)
-    return Recommendation(config=config, profile=dataset_profile, similarity=sim_result,
+    return Recommendation(config=config, profile=dataset_profile, dataset=dataset, similarity=sim_result,
                           lr_finder=lr_result, backbone=bb, timings=timings)
