@@ -21,11 +21,13 @@ Specs accepted by :func:`create_backbone`:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import importlib.util
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
@@ -199,7 +201,8 @@ def _torchvision_resnet(name: str, *, weights, pretrained: bool) -> Backbone:
             raise BackboneNotFoundError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                         hint="pass weights=PATH or --weights PATH")
         try:
-            model.load_state_dict(tv_weights.get_state_dict(progress=True))
+            with contextlib.redirect_stdout(sys.stderr):  # torch.hub prints "Downloading" on stdout
+                model.load_state_dict(tv_weights.get_state_dict(progress=True))
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
             reason = getattr(exc, "reason", exc)
             raise BackboneNotFoundError(f"cannot download {name} weights ({tv_weights}): {reason}",

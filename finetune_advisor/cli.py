@@ -33,6 +33,14 @@ EPILOG_TRAIN = """examples:
   finetune-advisor train data/pets --config config.json --out runs/pets
 """
 
+EPILOG_REPORT = """examples:
+  finetune-advisor report data/pets --out pets.html                 # recommend, then report
+  finetune-advisor report data/pets --config config.json --out pets.html
+  finetune-advisor report data/pets --config config.json --run runs/pets --bench bench/pets --out pets.html
+  finetune-advisor report data/pets --format md --out pets.md       # pets.md + pets_files/*.png
+  finetune-advisor report data/pets --config config.json --json > report.json
+"""
+
 INVARIANCE_FLAGS = {
     "orientation_matters": "left and right differ (no horizontal flips)",
     "color_matters": "colour decides the class (no colour augmentation)",
@@ -127,6 +135,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="finetune-advisor-run", help="output folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+
+    p = _add(sub, "report", cmd_report, common, EPILOG_REPORT,
+             "write one self-contained HTML (or Markdown) report: config, dataset, similarity, LR finder")
+    _add_dataset_args(p)
+    p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
+    p.add_argument("--config", help="a Config JSON from 'finetune-advisor recommend --out' (skips the "
+                                    "measurements; the dataset is still read for the profile and sample images)")
+    _add_backbone_args(p)
+    p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
+    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
+    p.add_argument("--lr-loss", choices=["train", "valid"], default="train")
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
+    p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
+    p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
+    p.add_argument("--seed", type=int, default=0)
+    for flag, text in INVARIANCE_FLAGS.items():
+        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
+    p.add_argument("--run", help="a 'finetune-advisor train --out' folder: its curves and final metrics")
+    p.add_argument("--bench", help="a benchmark output folder (heatmap.png, regret.csv)")
+    p.add_argument("--out", help="report file (default: report.html, or report.md with --format md; "
+                                 "with --json only when given)")
+    p.add_argument("--format", choices=["html", "md"],
+                   help="html: one self-contained file; md: Markdown plus a <name>_files/ folder of images "
+                        "(default: from --out's extension, else html)")
+    p.add_argument("--json", action="store_true", help="print the report data as JSON on stdout")
     return parser
 
 
@@ -255,6 +289,35 @@ def cmd_train(args) -> int:
     summary = result.to_dict()
     print(json.dumps(summary, indent=2, default=str) if args.json else
           "\n".join(f"{k}: {v}" for k, v in summary.items() if k != "config"))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import build_report, load_recommendation, write_report
+    path = _dataset_path(args)
+    read_kwargs = _read_kwargs(args)
+    if args.config:
+        rec = load_recommendation(args.config, path, **read_kwargs)
+    else:
+        from .recommend import advise
+        invariances = {k: True for k in INVARIANCE_FLAGS if getattr(args, k)}
+        rec = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
+                     reference=args.reference, profile=args.profile, invariances=invariances or None,
+                     threshold=args.threshold, similarity=not args.no_similarity,
+                     lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, max_images=args.max_images,
+                     seed=args.seed, progress=not args.quiet, **read_kwargs)
+    import matplotlib
+    matplotlib.use("Agg")
+    report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed)
+    fmt = args.format or ("md" if args.out and Path(args.out).suffix.lower() in (".md", ".markdown") else "html")
+    out = args.out or (None if args.json else f"report.{fmt}")
+    if out:
+        written = write_report(report, out, format=fmt)
+        logging.getLogger(__name__).info("wrote %s (%.0f KB)", written, written.stat().st_size / 1024)
+    if args.json:
+        print(report.to_json())
+    elif out:
+        print(out)
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -89,6 +88,8 @@ def advise(dataset_path: str | Path, *,
     if profile not in PROFILES:
         from .exceptions import ConfigError
         raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    from fastai.torch_core import set_seed
+    set_seed(seed, reproducible=True)  # random-init backbones, head init, augmentation: same seed, same advice
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -130,8 +131,10 @@ def advise(dataset_path: str | Path, *,
         clock = time.perf_counter()
         draft = heuristics.recommend_config(dataset_profile, backbone=backbone_name, profile_name=profile,
                                             invariances=invariances)
+        set_seed(seed, reproducible=True)  # head init and augmentation: same seed, same LR
         learn = build_learner(draft, dataset, backbone=bb, seed=seed)
-        with (nullcontext() if progress else learn.no_bar()):
+        log.info("LR range test on the frozen %s (%d px, batch %d)...", bb.name, draft.image_size, draft.batch_size)
+        with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
             lr_result = find_lr(learn, loss=lr_loss, seed=seed)
         timings["lr_finder"] = time.perf_counter() - clock
 
