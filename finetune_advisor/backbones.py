@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Union
 
-from .exceptions import BackboneNotFoundError
+from .exceptions import BackboneNotFoundError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def create_backbone(spec: BackboneSpec = "resnet34", *, weights: str | os.PathLi
     """
     try:
         return _create(spec, weights=weights, pretrained=pretrained)
-    except BackboneNotFoundError as exc:
+    except WeightsUnavailableError as exc:  # only missing weights fall back; a typo stays an error
         if not fallback or spec == FALLBACK_BACKBONE:
             raise
         log.warning("%s; falling back to %s (shipped ImageNet weights)", exc.message, FALLBACK_BACKBONE)
@@ -198,14 +198,14 @@ def _torchvision_resnet(name: str, *, weights, pretrained: bool) -> Backbone:
     elif pretrained:
         tv_weights = torchvision.models.get_model_weights(name).DEFAULT
         if os.environ.get(OFFLINE_ENV) and not _in_torch_cache(tv_weights.url):
-            raise BackboneNotFoundError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
+            raise WeightsUnavailableError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                         hint="pass weights=PATH or --weights PATH")
         try:
             with contextlib.redirect_stdout(sys.stderr):  # torch.hub prints "Downloading" on stdout
                 model.load_state_dict(tv_weights.get_state_dict(progress=True))
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
             reason = getattr(exc, "reason", exc)
-            raise BackboneNotFoundError(f"cannot download {name} weights ({tv_weights}): {reason}",
+            raise WeightsUnavailableError(f"cannot download {name} weights ({tv_weights}): {reason}",
                                         hint="pass a local weights file with --weights PATH") from None
         source = f"torchvision {tv_weights}"
     body = torch.nn.Sequential(*list(model.children())[:-2])  # drop avgpool and fc
@@ -264,7 +264,7 @@ def _from_callable(func: Callable, name: str, *, weights, pretrained: bool) -> B
         except TypeError:
             model = func()
     except FileNotFoundError as exc:
-        raise BackboneNotFoundError(f"{name}: {exc}") from None
+        raise WeightsUnavailableError(f"{name}: {exc}") from None
     except Exception as exc:
         raise BackboneNotFoundError(f"{name}() failed: {exc}") from None
     if not isinstance(model, torch.nn.Module):

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
     p.add_argument("--lr-loss", choices=["train", "valid"], default="train",
                    help="loss recorded by the LR range test (the study used valid)")
+    p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
     p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
@@ -185,6 +186,8 @@ def _add_backbone_args(p) -> None:
     p.add_argument("--weights", help="local state_dict for the backbone (no download)")
     p.add_argument("--no-fallback", action="store_true",
                    help="fail instead of falling back to the shipped efficientnet_lite0 when weights are unavailable")
+    p.add_argument("--random-init", action="store_true",
+                   help="random backbone weights: a smoke test of the pipeline, not advice")
 
 
 def _dataset_path(args) -> Path:
@@ -208,10 +211,10 @@ def cmd_recommend(args) -> int:
     from .recommend import advise
     invariances = {k: True for k in INVARIANCE_FLAGS if getattr(args, k)}
     rec = advise(_dataset_path(args), backbone=args.backbone, weights=args.weights,
-                 fallback=not args.no_fallback, reference=args.reference, profile=args.profile,
+                 pretrained=not args.random_init, fallback=not args.no_fallback, reference=args.reference, profile=args.profile,
                  invariances=invariances or None, threshold=args.threshold,
                  similarity=not args.no_similarity, lr_finder=not args.no_lr_finder,
-                 lr_loss=args.lr_loss, max_images=args.max_images, seed=args.seed,
+                 lr_loss=args.lr_loss, lr_steps=args.lr_steps, max_images=args.max_images, seed=args.seed,
                  progress=not args.quiet, **_read_kwargs(args))
     if args.out:
         _atomic_write(Path(args.out), rec.config.to_json())
@@ -304,7 +307,7 @@ def cmd_report(args) -> int:
         rec = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
                      reference=args.reference, profile=args.profile, invariances=invariances or None,
                      threshold=args.threshold, similarity=not args.no_similarity,
-                     lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, max_images=args.max_images,
+                     lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, lr_steps=args.lr_steps, max_images=args.max_images,
                      seed=args.seed, progress=not args.quiet, **read_kwargs)
     import matplotlib
     matplotlib.use("Agg")

@@ -35,6 +35,10 @@ class BackboneNotFoundError(FinetuneAdvisorError):
     """A backbone name, weights file or ``module:function`` spec cannot be resolved or loaded."""
 
 
+class WeightsUnavailableError(BackboneNotFoundError):
+    """The backbone is known but its pretrained weights cannot be had (e.g. offline)."""
+
+
 class SimilarityReferenceError(FinetuneAdvisorError):
     """The similarity reference (Tiny-ImageNet class means) is missing or does not match."""
 

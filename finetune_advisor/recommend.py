@@ -71,6 +71,7 @@ def advise(dataset_path: str | Path, *,
            similarity: bool = True,
            lr_finder: bool = True,
            lr_loss: str = "train",
+           lr_steps: int = 100,
            max_images: int = 4000,
            bootstrap: int = 200,
            seed: int = 0,
@@ -135,7 +136,7 @@ def advise(dataset_path: str | Path, *,
         learn = build_learner(draft, dataset, backbone=bb, seed=seed)
         log.info("LR range test on the frozen %s (%d px, batch %d)...", bb.name, draft.image_size, draft.batch_size)
         with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
-            lr_result = find_lr(learn, loss=lr_loss, seed=seed)
+            lr_result = find_lr(learn, loss=lr_loss, num_it=lr_steps, seed=seed)
         timings["lr_finder"] = time.perf_counter() - clock
 
     measurements = {"timings_s": {k: round(v, 2) for k, v in timings.items()},

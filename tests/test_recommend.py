@@ -1,0 +1,113 @@
+"""End-to-end: recommend() and the CLI on generated data with tiny random-init backbones,
+plus real-weights checks that skip cleanly where the weights or shared data are absent."""
+import json
+
+import pytest
+
+from finetune_advisor import recommend
+from finetune_advisor.cli import main
+from finetune_advisor.config import DECISION_FIELDS, Config
+from finetune_advisor.recommend import SAMPLE_DATASET, advise
+from finetune_advisor.testing import make_csv_dataset, make_folder_dataset
+
+FAST = dict(backbone="resnet18", pretrained=False, similarity=False, progress=False, lr_steps=40)
+CLI_FAST = ["--backbone", "resnet18", "--random-init", "--no-similarity", "--lr-steps", "40", "-q"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder_dataset(tmp_path_factory.mktemp("ds"), counts={"a": 10, "b": 10, "c": 10}, size=(24, 24))
+
+
+def test_recommend_returns_a_config_with_a_reason_per_field(folder):
+    cfg = recommend(folder, **FAST)
+    assert isinstance(cfg, Config)
+    assert set(cfg.reasons) == set(DECISION_FIELDS) and all(cfg.reasons.values())
+    assert Config.from_json(cfg.to_json()) == cfg
+    lr = cfg.measurements["lr_finder"]
+    assert 1e-7 < lr["lr"] < 10 and cfg.lr == pytest.approx(lr["lr"], rel=0.05)  # no similarity: no / 10
+    assert cfg.backbone == "resnet18" and cfg.reasons["backbone"] == "set by user"
+
+
+def test_same_seed_same_recommendation(folder):
+    a, b = (recommend(folder, seed=3, **FAST) for _ in range(2))
+    assert a.lr == pytest.approx(b.lr, rel=0.01)
+    assert {f: getattr(a, f) for f in DECISION_FIELDS if f != "lr"} == \
+           {f: getattr(b, f) for f in DECISION_FIELDS if f != "lr"}
+
+
+def test_multi_label_csv(tmp_path):
+    root = make_csv_dataset(tmp_path)
+    cfg = recommend(root, lr_finder=False, **{k: v for k, v in FAST.items()})
+    assert cfg.multi_label is True
+    assert "lr_finder" not in cfg.measurements and "default" in cfg.reasons["lr"].lower()
+
+
+def test_similarity_with_a_reference_built_for_the_same_backbone(tmp_path, folder):
+    from finetune_advisor.backbones import create_backbone
+    from finetune_advisor.similarity import build_reference
+    ref_root = make_folder_dataset(tmp_path / "ref", counts={"x": 4, "y": 4, "z": 4}, size=(24, 24), seed=1)
+    ref = build_reference(ref_root, create_backbone("resnet18", pretrained=False), image_size=32,
+                          images_per_class=4, progress=False)
+    ref.save(tmp_path / "ref.npz")
+    rec = advise(folder, backbone="resnet18", pretrained=False, reference=tmp_path / "ref.npz",
+                 lr_finder=False, progress=False, bootstrap=20)
+    s = rec.similarity
+    assert 0.0 <= s.similarity <= 1.0 and s.emd == pytest.approx(1 - s.similarity, abs=1e-6)
+    assert s.far == (s.similarity < s.threshold)
+    assert rec.config.measurements["similarity"]["emd"] == pytest.approx(s.emd)
+
+
+def test_cli_json_is_one_document_on_stdout(folder, capsys):
+    rc = main(["recommend", str(folder), *CLI_FAST, "--json"])
+    out = capsys.readouterr()
+    assert rc == 0
+    cfg = Config.from_json(out.out)
+    assert cfg.backbone == "resnet18"
+
+
+def test_cli_writes_config_and_plot(folder, tmp_path, capsys):
+    rc = main(["recommend", str(folder), *CLI_FAST,
+               "--out", str(tmp_path / "c.json"), "--plot", str(tmp_path / "lr.png")])
+    assert rc == 0
+    assert "recommended config" in capsys.readouterr().out
+    assert Config.from_json((tmp_path / "c.json").read_text()).backbone == "resnet18"
+    assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["recommend", "/no/such/dir"], "/no/such/dir"),
+    (["recommend"], "no dataset given"),
+    (["recommend", "--sample", "--backbone", "resnet19"], "resnet19"),
+    (["train", "--sample", "--config", "/no/such/config.json"], "config.json"),
+])
+def test_cli_errors_are_one_line_without_traceback(args, needle, capsys):
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "Traceback" not in err
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_profile_json(folder, capsys):
+    assert main(["profile", str(folder), "--json"]) == 0
+    prof = json.loads(capsys.readouterr().out)
+    assert prof["n_images"] == 30 and prof["n_classes"] == 3
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["recommend", "--help"])
+    assert exit_.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.real_weights
+def test_sample_with_the_shipped_offline_backbone(monkeypatch):
+    """The README's main job: the embedded sample with real (shipped) ImageNet features."""
+    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
+    rec = advise(SAMPLE_DATASET, backbone="efficientnet_lite0", lr_finder=False, progress=False, bootstrap=50)
+    # Quick Draw doodles are far from ImageNet (the study: Draw 0.581 < 0.72)
+    assert rec.similarity.far and rec.similarity.similarity < 0.72
+    assert rec.config.fine_tune == "all"
