@@ -115,6 +115,11 @@ def create_backbone(spec: BackboneSpec = "resnet34", *, weights: str | os.PathLi
         return bb
 
 
+def offline() -> bool:
+    """True when ``$FINETUNE_ADVISOR_OFFLINE`` asks never to download (1/true/yes)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def spec_name(spec: BackboneSpec) -> str:
     """A short, stable name for a spec: used in configs and cache keys."""
     if callable(spec):
@@ -197,7 +202,7 @@ def _torchvision_resnet(name: str, *, weights, pretrained: bool) -> Backbone:
         source = str(weights)
     elif pretrained:
         tv_weights = torchvision.models.get_model_weights(name).DEFAULT
-        if os.environ.get(OFFLINE_ENV) and not _in_torch_cache(tv_weights.url):
+        if offline() and not _in_torch_cache(tv_weights.url):
             raise WeightsUnavailableError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                         hint="pass weights=PATH or --weights PATH")
         try:

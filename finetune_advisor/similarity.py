@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .exceptions import DatasetError, SimilarityReferenceError
+from .backbones import OFFLINE_ENV, offline
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backbones import Backbone
@@ -96,7 +97,6 @@ THRESHOLDS: dict[str, float] = {
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 CACHE_ENV = "FINETUNE_ADVISOR_CACHE"          # root of the cache; references live in <root>/references
-OFFLINE_ENV = "FINETUNE_ADVISOR_OFFLINE"      # same variable as backbones.OFFLINE_ENV
 REFERENCE_FORMAT = 1
 REBUILD_HINT = ("build one with `finetune-advisor reference build PATH` (PATH: a Tiny-ImageNet copy) "
                 "or pass a reference file or folder with `--reference PATH` / get_reference(path=...)")
@@ -638,8 +638,6 @@ def build_reference(path: str | os.PathLike, backbone: "Backbone", *, image_size
                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def _offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _download_tiny_imagenet(dest: Path, *, progress: bool = True) -> Path:
@@ -753,7 +751,7 @@ def get_reference(backbone: "Backbone", *, path: str | os.PathLike | None = None
         ref = Reference.load(shipped)
         ref.check_backbone(backbone)
         return ref
-    if not download or _offline():
+    if not download or offline():
         why = "downloads are off" if not download else f"${OFFLINE_ENV} is set"
         raise SimilarityReferenceError(
             f"no similarity reference for backbone {backbone.key!r} at {image_size} px, k={images_per_class} "
