@@ -51,7 +51,20 @@ INVARIANCE_FLAGS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``finetune-advisor``; returns the exit code."""
+    """Entry point of ``finetune-advisor``; returns the exit code.
+
+    0 success; 1 an error, printed as one ``error: ...`` line on stderr (the traceback only
+    with ``--debug``); 2 a usage error; 130 Ctrl-C, at any point (``interrupted`` on stderr).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while parsing or importing torch, before a command runs
+        # on a line of its own: a progress bar may have been half drawn (no newline yet)
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -66,11 +79,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FinetuneAdvisorError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except BrokenPipeError:  # stdout closed early (`... | head`): nothing left to tell anyone
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except Exception as exc:  # a bug here or in a library: still one line, never a traceback
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))[:300]} (rerun with --debug "
+              f"for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
+    p = _add(sub, "bench", None, common, None,
+             "the study's one-at-a-time sweep over the reference datasets (resumable, distributable)")
+    bench_sub = p.add_subparsers(title="bench commands", metavar="COMMAND")
+    b = _add(bench_sub, "run", cmd_bench, common, None,
+             "start or resume a sweep (a second machine with the same --storage URL joins it)")
+    b.add_argument("--study", default="bench", help="study name (default: %(default)s)")
+    b.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///<out>/bench.db; "
+                                     "postgresql://user@host/db to share a study between machines)")
+    b.add_argument("--out", help="output folder (default: bench/<study>)")
+    b.add_argument("--datasets", nargs="*", help="reference datasets (default: all seven)")
+    b.add_argument("--data-path", action="append", default=[], metavar="NAME=PATH",
+                   help="where your copy of a reference dataset lives (repeatable)")
+    b.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
+                   help="add your own dataset to the run (repeatable)")
+    b.add_argument("--fractions", nargs="+", type=float, default=[0.2, 1.0])
+    b.add_argument("--seeds", type=int, default=3, help="repeats per cell (default: %(default)s)")
+    b.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    b.add_argument("--backbone", help="backbone for the recommendations (default: chosen by dataset size)")
+    b.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
+    b.add_argument("--n-trials", type=int, help="stop this worker after N trials")
+    b.add_argument("--worker", action="store_true", help="only work the queue of an existing study")
+    b.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval in seconds")
+    b.add_argument("--json", action="store_true", help="print the status and output files as JSON")
+    s = _add(bench_sub, "status", cmd_bench_status, common, None, "show how far a study is")
+    s.add_argument("--study", default="bench")
+    s.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///bench/<study>/bench.db)")
+    s.add_argument("--json", action="store_true")
+
     p = _add(sub, "report", cmd_report, common, EPILOG_REPORT,
              "write one self-contained HTML (or Markdown) report: config, dataset, similarity, LR finder")
     _add_dataset_args(p)
@@ -148,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
     p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
     p.add_argument("--lr-loss", choices=["train", "valid"], default="train")
+    p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
     p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
@@ -273,26 +326,45 @@ def cmd_reference_show(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .config import Config
     from .exceptions import ConfigError
     from .train import train
     path = _dataset_path(args)
     if args.config:
-        try:
-            config = Config.from_json(Path(args.config).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read config: {exc.strerror}", path=args.config) from None
+        from .data import read_dataset
+        config = _read_config(args.config)
+        dataset = read_dataset(path, **{k: v for k, v in _read_kwargs(args).items() if v is not None})
     else:
         from .recommend import advise
-        config = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
-                        profile=args.profile, seed=args.seed, progress=not args.quiet,
-                        **_read_kwargs(args)).config
-    result = train(config, path, out_dir=args.out, seed=args.seed, weights=args.weights,
-                   progress=not args.quiet)
+        rec = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
+                     profile=args.profile, seed=args.seed, progress=not args.quiet, **_read_kwargs(args))
+        config, dataset = rec.config, rec.dataset
+    try:
+        result = train(config, dataset, out_dir=args.out, seed=args.seed, weights=args.weights,
+                       progress=not args.quiet)
+    except ConfigError as exc:  # e.g. an image_size the backbone cannot take: name the config file
+        if not args.config or exc.path:
+            raise
+        raise ConfigError(exc.message, path=args.config, hint=exc.hint) from None
     summary = result.to_dict()
     print(json.dumps(summary, indent=2, default=str) if args.json else
           "\n".join(f"{k}: {v}" for k, v in summary.items() if k != "config"))
     return 0
+
+
+def _read_config(path: str) -> "Config":
+    """A Config JSON file, or a ConfigError naming the file (missing, binary, truncated, invalid)."""
+    from .config import Config
+    from .exceptions import ConfigError
+    hint = "write one with `finetune-advisor recommend DATASET --out config.json`"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
+        raise ConfigError(f"cannot read config: {reason}", path=path, hint=hint) from None
+    try:
+        return Config.from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=path, hint=exc.hint or hint) from None
 
 
 def cmd_report(args) -> int:
@@ -307,8 +379,8 @@ def cmd_report(args) -> int:
         rec = advise(path, backbone=args.backbone, weights=args.weights, fallback=not args.no_fallback,
                      reference=args.reference, profile=args.profile, invariances=invariances or None,
                      threshold=args.threshold, similarity=not args.no_similarity,
-                     lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, lr_steps=args.lr_steps, max_images=args.max_images,
-                     seed=args.seed, progress=not args.quiet, **read_kwargs)
+                     lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, lr_steps=args.lr_steps,
+                     max_images=args.max_images, seed=args.seed, progress=not args.quiet, **read_kwargs)
     import matplotlib
     matplotlib.use("Agg")
     report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed)
@@ -359,31 +431,96 @@ def format_recommendation(rec) -> str:
 def format_profile(prof) -> str:
     res = prof.resolution
     kind = "multi-label" if prof.multi_label else "single-label"
+    unusable = f" ({prof.n_corrupt} of them unreadable, not used)" if prof.n_corrupt else ""
     lines = [f"dataset: {prof.root} ({prof.layout}, {kind})",
-             f"  {prof.n_images} images, {prof.n_classes} classes, "
+             f"  {prof.n_images} images{unusable}, {prof.n_classes} classes, "
              f"imbalance SD {prof.imbalance_sd:.1f} images/class",
              f"  resolution mean {res['mean_w']:.0f}x{res['mean_h']:.0f}, "
              f"min {res['min_w']:.0f}x{res['min_h']:.0f}, max {res['max_w']:.0f}x{res['max_h']:.0f}"]
     skipped = {k: v for k, v in (prof.skipped or {}).items() if v}
-    if skipped:
-        lines.append("  skipped: " + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())))
+    if skipped:  # by count, then reason
+        lines.append(f"  skipped {sum(skipped.values())}: "
+                     + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))))
     return "\n".join(lines)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    import os
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``: a write that
+    is killed or fails leaves the previous file intact and no partial file behind."""
+    from .exceptions import ConfigError
+    from .train import write_text_atomic
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}", path=path,
+                          hint="check the folder exists, is writable and has space") from None
 
 
 def _quiet_third_party() -> None:
     import warnings
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+
+def _name_paths(pairs: Sequence[str]) -> dict:
+    from .exceptions import ConfigError
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"expected NAME=PATH, got {pair!r}")
+        out[name.strip().lower()] = path
+    return out
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    study_name = args.study
+    out = Path(args.out) if args.out else Path("bench") / study_name
+    if args.worker:
+        study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
+                                 create=False)
+        ran = bench.run_worker(study, progress=not args.quiet)
+        result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
+    else:
+        datasets = bench.resolve_datasets(args.datasets or None, paths=_name_paths(args.data_path),
+                                          extra=_name_paths(args.dataset))
+        options = {"backbone": args.backbone, "similarity": not args.no_similarity}
+        result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
+                                 seeds=args.seeds, profile=args.profile, advise_options=options,
+                                 n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
+                                 progress=not args.quiet)
+        result.pop("study")
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(format_bench_status(result["status"]))
+        for kind, path in result["files"].items():
+            print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_bench_status(args) -> int:
+    from . import bench
+    storage = args.storage or f"sqlite:///{(Path('bench') / args.study / 'bench.db').resolve()}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        from .exceptions import ConfigError
+        raise ConfigError(f"no bench database at {storage[len('sqlite:///'):]}",
+                          hint="pass --storage, or start one with 'finetune-advisor bench run'")
+    status = bench.study_status(bench.open_study(args.study, storage, create=False))
+    print(json.dumps(status, indent=2, default=str) if args.json else format_bench_status(status))
+    return 0
+
+
+def format_bench_status(st: dict) -> str:
+    lines = [f"study {st['study']}: {st['n_done']}/{st['n_grid']} trials done, {st['n_remaining']} to go"]
+    lines.append("states: " + ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items())))
+    if st.get("eta_s_one_worker") is not None:
+        lines.append(f"mean trial {st['mean_trial_s']:.1f} s; ETA {st['eta_s_one_worker'] / 60:.1f} min on one worker")
+    for name, note in (st.get("missing_datasets") or {}).items():
+        lines.append(f"missing: {name}: {note}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
