@@ -45,6 +45,7 @@ LITE_STD = (128 / 255,) * 3
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 FALLBACK_BACKBONE = "efficientnet_lite0"
 OFFLINE_ENV = "FINETUNE_ADVISOR_OFFLINE"  # set to 1 to never try a download
+DOWNLOAD_TIMEOUT_S = 30  # per socket operation: a network that drops packets fails instead of hanging
 
 BackboneSpec = Union[str, Callable[..., "object"]]
 
@@ -206,8 +207,8 @@ def _torchvision_resnet(name: str, *, weights, pretrained: bool) -> Backbone:
             raise WeightsUnavailableError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                         hint="pass weights=PATH or --weights PATH")
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # torch.hub prints "Downloading" on stdout
-                model.load_state_dict(tv_weights.get_state_dict(progress=True))
+            with contextlib.redirect_stdout(sys.stderr), _socket_timeout(DOWNLOAD_TIMEOUT_S):
+                model.load_state_dict(tv_weights.get_state_dict(progress=True))  # torch.hub prints on stdout
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
             reason = getattr(exc, "reason", exc)
             raise WeightsUnavailableError(f"cannot download {name} weights ({tv_weights}): {reason}",
@@ -216,6 +217,18 @@ def _torchvision_resnet(name: str, *, weights, pretrained: bool) -> Backbone:
     body = torch.nn.Sequential(*list(model.children())[:-2])  # drop avgpool and fc
     return Backbone(name=name, body=body.eval(), n_features=model.fc.in_features,
                     pretrained=pretrained or weights is not None, source=source)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """torch.hub opens its URL without a timeout; give it one for the duration."""
+    import socket
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def _in_torch_cache(url: str) -> bool:

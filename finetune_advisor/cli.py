@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "train", cmd_train, common, EPILOG_TRAIN,
              "train a fastai model from a Config (recommending one first if none is given)")
     _add_dataset_args(p)
+    p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
     p.add_argument("--config", help="a Config JSON from 'finetune-advisor recommend --out'")
     _add_backbone_args(p)
     p.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
@@ -298,14 +299,26 @@ def cmd_profile(args) -> int:
     return 0
 
 
-def cmd_reference_build(args) -> int:
+def _reference_backbone(args):
     from .backbones import create_backbone
+    if args.random_init:  # the random weights `recommend --random-init` gets with its default --seed 0
+        import torch
+        torch.manual_seed(0)
+    return create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights,
+                           pretrained=not args.random_init, fallback=not args.no_fallback)
+
+
+def cmd_reference_build(args) -> int:
+    from .exceptions import SimilarityReferenceError
     from .similarity import build_reference, reference_cache_path
-    bb = create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights, fallback=not args.no_fallback)
+    bb = _reference_backbone(args)
     ref = build_reference(args.path, bb, image_size=args.image_size, images_per_class=args.images_per_class,
                           progress=not args.quiet)
     out = Path(args.out) if args.out else reference_cache_path(bb, args.image_size, args.images_per_class)
-    ref.save(out)
+    try:
+        ref.save(out)
+    except OSError as exc:
+        raise SimilarityReferenceError(f"cannot write the reference: {exc.strerror or exc}", path=out) from None
     summary = {"path": str(out), "backbone": ref.backbone_key, "classes": len(ref.class_ids),
                "image_size": ref.image_size, "images_per_class": ref.images_per_class}
     print(json.dumps(summary, indent=2) if args.json else
@@ -315,9 +328,8 @@ def cmd_reference_build(args) -> int:
 
 
 def cmd_reference_show(args) -> int:
-    from .backbones import create_backbone
     from .similarity import get_reference
-    bb = create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights, fallback=not args.no_fallback)
+    bb = _reference_backbone(args)
     ref = get_reference(bb, path=args.reference, download=False)
     summary = {"backbone": ref.backbone_key, "classes": len(ref.class_ids), "image_size": ref.image_size,
                "images_per_class": ref.images_per_class, "source": ref.source}

@@ -35,7 +35,8 @@ from .exceptions import DatasetError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "LAYOUTS", "PETS_REGEX", "Item", "Dataset", "DatasetProfile",
-    "read_dataset", "profile_dataset", "load_image",
+    "read_dataset", "profile_dataset", "load_image", "add_decode_failures",
+    "UNREADABLE_IMAGE", "TOO_LARGE_IMAGE", "UNDECODABLE_IMAGE",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -54,6 +55,10 @@ LABEL_COLUMNS = ("labels", "label", "tags", "target", "class", "finding labels",
                  "classes", "category", "y")
 _AUTO_LABEL_SEPS = ("|", ";", " ")  # tried in this order; the first that occurs wins
 _MAX_EXAMPLES = 5
+# Reasons for images that are listed but cannot be used (keys of ``DatasetProfile.skipped``).
+UNREADABLE_IMAGE = "unreadable image"                                      # header unreadable
+TOO_LARGE_IMAGE = "image over the decompression-bomb limit (refused)"      # Pillow refuses it
+UNDECODABLE_IMAGE = "corrupt image (failed to decode)"                     # header fine, pixels not
 _ACCEPTED = ("accepted layouts: class sub-folders (<root>/<class>/x.jpg, optionally under "
              "train/ and valid/), a labels.csv of image,labels rows (<root>/images/x.jpg), or "
              "Pets-style file names (<root>/images/<class>_<n>.jpg)")
@@ -151,7 +156,8 @@ class DatasetProfile:
 
     Counts are exact over all items; ``resolution`` (keys ``mean_w, mean_h, median_w,
     median_h, min_w, min_h, max_w, max_h``) comes from the headers read, which may be a
-    sample (``n_headers_read``). ``n_corrupt`` counts the headers that could not be read;
+    sample (``n_headers_read``). ``n_corrupt`` counts the images that could not be read
+    (headers; plus pixels that failed to decode later, see :func:`add_decode_failures`);
     those files are still counted in ``n_images``.
 
     Examples
@@ -951,7 +957,9 @@ def profile_dataset(dataset: Dataset, *, max_header_reads: int | None = None, se
         ``images_per_class`` (multi-label: images carrying the label), ``imbalance_sd``
         (population SD, ``ddof=0``, of images per class), resolution statistics of the
         headers read (EXIF rotation applied), ``n_corrupt`` headers that could not be read
-        (also in ``skipped["unreadable image"]``; they stay in the counts).
+        (also in ``skipped["unreadable image"]``, or ``skipped[TOO_LARGE_IMAGE]`` for an image
+        beyond Pillow's decompression-bomb limit, which is refused rather than decoded; they
+        stay in the counts).
 
     Examples
     --------
@@ -970,11 +978,12 @@ def profile_dataset(dataset: Dataset, *, max_header_reads: int | None = None, se
         raise ValueError(f"max_header_reads must be >= 1 or None, got {max_header_reads!r}")
     items = dataset.items
     to_read = _sample(items, max_header_reads, seed)
-    sizes, unreadable = _read_headers(to_read)
+    sizes, bad = _read_headers(to_read)
+    unreadable = [path for path, _ in bad]
     counts = dataset.class_counts()
     skipped = dict(dataset.skipped)
-    if unreadable:
-        skipped["unreadable image"] = skipped.get("unreadable image", 0) + len(unreadable)
+    for _, reason in bad:
+        skipped[reason] = skipped.get(reason, 0) + 1
     return DatasetProfile(
         root=str(dataset.root), layout=dataset.layout, n_images=len(items), n_classes=len(dataset.classes),
         images_per_class=counts,
@@ -996,19 +1005,72 @@ def _sample(items: tuple[Item, ...], k: int | None, seed: int) -> list[Item]:
     return [items[i] for i in picked]
 
 
-def _read_headers(items: list[Item]) -> tuple[list[tuple[int, int]], list[Path]]:
-    """``(sizes of the readable headers, paths of the unreadable ones)``."""
+def _header_problem(path: str | os.PathLike) -> tuple[tuple[int, int] | None, str | None]:
+    """``(size, None)`` when the header reads, else ``(None, reason)``."""
     import warnings
 
-    sizes, unreadable = [], []
+    from PIL import Image
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # corrupt-EXIF and big-image warnings: one per file is noise
-        for item in items:
-            try:
-                sizes.append(_header_size(item.path))
-            except Exception:  # noqa: BLE001 -- any decoder failure means "unreadable", never a crash
-                unreadable.append(item.path)
-    return sizes, unreadable
+        try:
+            return _header_size(path), None
+        except Image.DecompressionBombError:
+            return None, TOO_LARGE_IMAGE
+        except Exception:  # noqa: BLE001 -- any decoder failure means "unreadable", never a crash
+            return None, UNREADABLE_IMAGE
+
+
+def _read_headers(items: list[Item]) -> tuple[list[tuple[int, int]], list[tuple[Path, str]]]:
+    """``(sizes of the readable headers, [(path, reason), ...] of the unreadable ones)``."""
+    sizes, bad = [], []
+    for item in items:
+        size, reason = _header_problem(item.path)
+        if reason is None:
+            sizes.append(size)
+        else:
+            bad.append((item.path, reason))
+    return sizes, bad
+
+
+def add_decode_failures(profile: DatasetProfile, paths: Iterable[str | os.PathLike]) -> DatasetProfile:
+    """``profile`` with the images among ``paths`` whose header reads but whose pixels do not
+    decode (a truncated JPEG) counted under :data:`UNDECODABLE_IMAGE` and in ``n_corrupt``.
+
+    :func:`profile_dataset` reads headers only, so such files are found later, by whoever
+    decodes them (the similarity embedding, the training loaders): pass the paths they
+    failed on. Paths whose header is unreadable were counted by :func:`profile_dataset`
+    already (when it read every header) and paths that do decode (e.g. skipped for
+    non-finite features) are not counted here.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from finetune_advisor.testing import make_folder_dataset, make_image
+    >>> root = make_folder_dataset(tempfile.mkdtemp(), counts={"a": 2, "b": 2}, size=8)
+    >>> bad = make_image(root / "a" / "cut.jpg", 64)
+    >>> _ = bad.write_bytes(bad.read_bytes()[:-200])
+    >>> prof = profile_dataset(read_dataset(root))
+    >>> prof.n_corrupt
+    0
+    >>> after = add_decode_failures(prof, [bad, root / "b" / "b_000.png"])
+    >>> after.n_corrupt, after.skipped
+    (1, {'corrupt image (failed to decode)': 1})
+    """
+    new = []
+    for path in sorted({os.fspath(p) for p in paths}):
+        if _header_problem(path)[1] is not None:
+            continue
+        try:
+            load_image(path)
+        except DatasetError:
+            new.append(path)
+    if not new:
+        return profile
+    skipped = dict(profile.skipped)
+    skipped[UNDECODABLE_IMAGE] = skipped.get(UNDECODABLE_IMAGE, 0) + len(new)
+    return dataclasses.replace(profile, skipped=dict(sorted(skipped.items())), n_corrupt=profile.n_corrupt + len(new),
+                               corrupt_examples=(tuple(profile.corrupt_examples) + tuple(new))[:_MAX_EXAMPLES])
 
 
 # --- load_image ---------------------------------------------------------------------------

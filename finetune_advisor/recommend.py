@@ -15,6 +15,7 @@ from .config import PROFILES, Config
 log = logging.getLogger(__name__)
 
 SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
+MIN_LR_STEPS = 8  # suggest_lr needs 8 points (the sweep records lr_steps + 1)
 
 
 @dataclass
@@ -85,10 +86,13 @@ def advise(dataset_path: str | Path, *,
     """
     from . import data, heuristics
     from .backbones import create_backbone, spec_name
+    from .exceptions import ConfigError, DatasetError, LRFinderError
 
     if profile not in PROFILES:
-        from .exceptions import ConfigError
         raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if lr_finder and int(lr_steps) < MIN_LR_STEPS:
+        raise ConfigError(f"lr_steps={lr_steps} is too few for the LR range test (at least {MIN_LR_STEPS})",
+                          hint="raise lr_steps (CLI --lr-steps), or skip the test with lr_finder=False (--no-lr-finder)")
     from fastai.torch_core import set_seed
     set_seed(seed, reproducible=True)  # random-init backbones, head init, augmentation: same seed, same advice
     timings: dict[str, float] = {}
@@ -99,6 +103,10 @@ def advise(dataset_path: str | Path, *,
         read_kwargs["filename_regex"] = filename_regex
     dataset = data.read_dataset(dataset_path, **read_kwargs)
     dataset_profile = data.profile_dataset(dataset)
+    if dataset_profile.n_corrupt >= dataset_profile.n_headers_read > 0:  # nothing to measure or train on
+        raise DatasetError(f"none of the {dataset_profile.n_images} images in {dataset.root} can be read "
+                           f"(e.g. {dataset_profile.corrupt_examples[0]})", path=dataset.root,
+                           hint="check the image files: corrupt, truncated, refused as too large, or not images")
     timings["profile"] = time.perf_counter() - clock
 
     if backbone is None:
@@ -116,6 +124,7 @@ def advise(dataset_path: str | Path, *,
     timings["backbone"] = time.perf_counter() - clock
 
     sim_result = None
+    decode_failed: set[str] = set()  # images whose pixels did not decode (the headers did)
     if similarity:
         from .similarity import dataset_similarity, get_reference
         clock = time.perf_counter()
@@ -123,6 +132,7 @@ def advise(dataset_path: str | Path, *,
         sim_result = dataset_similarity(dataset, bb, ref, threshold=threshold, max_images=max_images,
                                         bootstrap=bootstrap, seed=seed, progress=progress)
         log.info("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
+        decode_failed.update(sim_result.failed_paths)
         timings["similarity"] = time.perf_counter() - clock
 
     lr_result = None
@@ -135,14 +145,22 @@ def advise(dataset_path: str | Path, *,
         set_seed(seed, reproducible=True)  # head init and augmentation: same seed, same LR
         learn = build_learner(draft, dataset, backbone=bb, seed=seed)
         log.info("LR range test on the frozen %s (%d px, batch %d)...", bb.name, draft.image_size, draft.batch_size)
-        with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
-            lr_result = find_lr(learn, loss=lr_loss, num_it=lr_steps, seed=seed)
+        decode_failed.update(learn.dls.unreadable)
+        try:
+            with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
+                lr_result = find_lr(learn, loss=lr_loss, num_it=lr_steps, seed=seed)
+        except LRFinderError as exc:  # name the dataset and the CLI's way out
+            raise LRFinderError(f"LR range test on {dataset.root} failed: {exc.message}", path=dataset.root,
+                                hint=(f"{exc.hint}; " if exc.hint else "") + "or skip it with --no-lr-finder "
+                                     "(lr_finder=False) to use the study's default learning rate") from None
         timings["lr_finder"] = time.perf_counter() - clock
 
+    if decode_failed:  # found while embedding or loading: count them with the header failures
+        dataset_profile = data.add_decode_failures(dataset_profile, decode_failed)
     measurements = {"timings_s": {k: round(v, 2) for k, v in timings.items()},
                     "backbone_source": bb.source}
     if sim_result is not None:
-        measurements["similarity"] = sim_result.to_dict()
+        measurements["similarity"] = {k: v for k, v in sim_result.to_dict().items() if k != "failed_paths"}
     if lr_result is not None:
         measurements["lr_finder"] = {k: v for k, v in lr_result.to_dict().items()
                                      if k not in ("lrs", "losses_raw", "losses_smooth")}

@@ -45,10 +45,12 @@ The verdict is ``far = similarity < threshold``, with per-backbone thresholds in
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import sys
 import tempfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +104,9 @@ REBUILD_HINT = ("build one with `finetune-advisor reference build PATH` (PATH: a
                 "or pass a reference file or folder with `--reference PATH` / get_reference(path=...)")
 
 _IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+# measured (benchmarks/embed_throughput.py, 1 thread): ResNet-18 at 64 px runs 75 img/s NCHW vs
+# 51 channels_last; at 224 px channels_last is the faster one
+_CHANNELS_LAST_MIN_SIZE = 160
 _PREFETCH_BATCHES = 2                                   # batches decoded ahead of the forward pass
 _DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))   # two decode big PNGs at CPU speed, not one core
 
@@ -232,13 +237,14 @@ def embed_images(backbone: "Backbone", paths: Sequence[str | os.PathLike], image
     failed: list[int] = []
     n_batches = math.ceil(n / batch_size)
     batches = _prefetched_batches(paths, image_size, batch_size)
-    if progress and n_batches:
-        from fastprogress.fastprogress import progress_bar
-        batches = progress_bar(batches, total=n_batches, leave=False)
     was_training = body.training
     body.eval()
     try:
-        with torch.inference_mode():
+        # fastprogress prints on stdout, which carries results (`recommend --json > config.json`)
+        with torch.inference_mode(), contextlib.redirect_stdout(sys.stderr):
+            if progress and n_batches:
+                from fastprogress.fastprogress import progress_bar
+                batches = progress_bar(batches, total=n_batches, leave=False)
             for start, batch, ok in batches:
                 size = min(batch_size, n - start)
                 if len(ok) < size:
@@ -249,6 +255,8 @@ def embed_images(backbone: "Backbone", paths: Sequence[str | os.PathLike], image
                 # NHWC uint8 -> NCHW float; the permuted view is channels_last, which the
                 # CPU convolutions prefer, and the normalisation runs in place.
                 x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+                if image_size < _CHANNELS_LAST_MIN_SIZE:  # small inputs: NCHW is faster on CPU
+                    x = x.contiguous()
                 x.sub_(mean).mul_(inv_std)
                 feats = backbone.features(x)
                 chunks.append(feats.float().cpu().numpy())
@@ -655,7 +663,8 @@ def _download_tiny_imagenet(dest: Path, *, progress: bool = True) -> Path:
     part = dest / "tiny-imagenet-200.zip.part"
     log.info("downloading %s into %s", TINY_IMAGENET_URL, dest)
     try:
-        with urllib.request.urlopen(TINY_IMAGENET_URL, timeout=20) as resp, open(part, "wb") as fh:
+        with urllib.request.urlopen(TINY_IMAGENET_URL, timeout=20) as resp, open(part, "wb") as fh, \
+                contextlib.redirect_stdout(sys.stderr):  # the progress bar is not a result
             total = int(resp.headers.get("Content-Length") or 0)
             chunk = 1 << 20
             n_chunks = max(1, math.ceil(total / chunk)) if total else None
@@ -781,6 +790,7 @@ class SimilarityResult:
     ``short_classes`` maps classes that had fewer than ``images_per_class`` embedded images
     to the number used. ``ci_low``/``ci_high`` is the 95% bootstrap interval (see the module
     docstring); ``bootstrap_bias`` is the median resampled score minus ``similarity``.
+    ``failed_paths`` are the ``n_failed`` images left out (undecodable, or non-finite features).
     """
 
     similarity: float
@@ -802,6 +812,7 @@ class SimilarityResult:
     bootstrap_rounds: int = 0
     bootstrap_bias: float = 0.0
     reference_source: str = ""
+    failed_paths: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (lists for tuples)."""
@@ -812,6 +823,8 @@ class SimilarityResult:
                 value = {c: [[rid, rname, float(cos)] for rid, rname, cos in ms] for c, ms in value.items()}
             elif name == "short_classes":
                 value = {c: int(n) for c, n in value.items()}
+            elif name == "failed_paths":
+                value = list(value)
             elif isinstance(value, (np.floating, np.integer, np.bool_)):
                 value = value.item()
             out[name] = value
@@ -824,6 +837,7 @@ class SimilarityResult:
         data["matches"] = {c: tuple((m[0], m[1], float(m[2])) for m in ms)
                            for c, ms in data.get("matches", {}).items()}
         data["short_classes"] = dict(data.get("short_classes", {}))
+        data["failed_paths"] = tuple(data.get("failed_paths", ()))
         return cls(**data)
 
 
@@ -948,6 +962,10 @@ def dataset_similarity(dataset: "Dataset", backbone: "Backbone", reference: Refe
         if i not in failed_items:
             row_of[i] = len(row_of)
     emb64 = emb.astype(np.float64)
+    if len(emb64) > 1 and np.allclose(emb64, emb64[:1], rtol=1e-6, atol=1e-9):
+        log.warning("all %d embedded images of %s have the same features (constant images?): the score "
+                    "compares one feature vector with ImageNet and the classes look alike to %s",
+                    len(emb64), dataset.root, backbone.key)
     used, rows, short = [], [], {}
     for c in classes:
         r = np.asarray([row_of[i] for i in sampled[c] if i in row_of], np.int64)
@@ -998,4 +1016,5 @@ def dataset_similarity(dataset: "Dataset", backbone: "Backbone", reference: Refe
         far=bool(similarity < thr), backbone_key=backbone.key, image_size=size, images_per_class=k,
         n_images_embedded=len(row_of), n_failed=len(failed_items), n_classes_used=len(used),
         short_classes=short, matches=matches, class_subsampled=bool(subsampled),
-        bootstrap_rounds=int(bootstrap), bootstrap_bias=bias, reference_source=reference.source)
+        bootstrap_rounds=int(bootstrap), bootstrap_bias=bias, reference_source=reference.source,
+        failed_paths=tuple(str(dataset.items[i].path) for i in sorted(failed_items)))

@@ -25,7 +25,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "make_folder_dataset", "make_csv_dataset", "make_filename_dataset", "make_image",
-    "class_color", "DATASET_LAYOUTS", "INVALID_LAYOUTS",
+    "class_color", "make_messy_dataset", "make_bomb_png", "MESSY_SKIPS", "DATASET_LAYOUTS", "INVALID_LAYOUTS",
 ]
 
 DEFAULT_COUNTS: Mapping[str, int] = MappingProxyType({"cat": 6, "dog": 6})
@@ -271,6 +271,119 @@ def _corrupt_file(root: Path) -> Path:
     (root / "cat" / "empty.jpg").write_bytes(b"")
     (root / "dog" / "notes.jpg").write_text("not an image")
     (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    return root
+
+
+def make_bomb_png(path: str | os.PathLike, side: int = 30_000) -> Path:
+    """Write a tiny PNG whose header claims ``side`` x ``side`` pixels (beyond Pillow's
+    decompression-bomb limit, 2 x ``Image.MAX_IMAGE_PIXELS``), without the pixels.
+
+    >>> import tempfile, os
+    >>> from PIL import Image
+    >>> p = make_bomb_png(os.path.join(tempfile.mkdtemp(), "bomb.png"))
+    >>> p.stat().st_size < 100
+    True
+    >>> Image.open(p)
+    Traceback (most recent call last):
+    ...
+    PIL.Image.DecompressionBombError: Image size (900000000 pixels) exceeds limit ...
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+MESSY_SKIPS: Mapping[str, int] = MappingProxyType({
+    "empty file": 1,                       # cat/empty.jpg (zero bytes)
+    "hidden file": 2,                      # .DS_Store, cat/.hidden.png
+    "not an image": 3,                     # cat/Thumbs.db, dog/readme.txt, notes.txt
+    "image outside a class folder": 1,     # loose.png
+    "symlink loop": 1,                     # dog/loop -> ..
+    "broken symlink": 1,                   # dog/broken.png -> missing
+    "unreadable image": 1,                 # dog/text.jpg (a text file named .jpg)
+    "image over the decompression-bomb limit (refused)": 1,  # cat/bomb.png
+    "corrupt image (failed to decode)": 1,  # dog/truncated.jpg: its header reads, its pixels do not
+})
+"""Reasons and counts :func:`make_messy_dataset` should produce in a ``recommend`` summary
+(the last one is only found when the image is decoded, by the similarity or LR-finder step)."""
+
+
+def make_messy_dataset(root: str | os.PathLike, *, size: int = 24, seed: int = 0) -> Path:
+    """An ImageFolder with most of the ways real folders go wrong, all of them recoverable.
+
+    Four classes with enough good images to train on (``cat``, ``dog``, ``sea lion`` -- a
+    space -- and ``café_猫`` -- unicode), one single-image class (``owl``), every supported
+    format and mode (RGBA/palette/16-bit PNG, 16-bit TIFF, CMYK and EXIF-rotated JPEG, WebP,
+    BMP, GIF, a 1x1 and a 200x3 image), duplicate file names across classes, names with
+    spaces, unicode and a followed symlink; plus the files :data:`MESSY_SKIPS` lists as
+    skipped: a zero-byte, a truncated and a text-as-``.jpg`` image, a decompression bomb,
+    ``.DS_Store``/``Thumbs.db``/``.txt`` files, a hidden image, a loose image at the top, a
+    symlink loop and a broken symlink.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from finetune_advisor.data import read_dataset
+    >>> ds = read_dataset(make_messy_dataset(tempfile.mkdtemp()))
+    >>> ds.classes
+    ('café_猫', 'cat', 'dog', 'owl', 'sea lion')
+    """
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    classes = ("cat", "dog", "sea lion", "café_猫")
+    for k, name in enumerate(classes):
+        color = class_color(k, len(classes))
+        for i in range(6):  # the same names in every class: img_000.png ...
+            make_image(root / name / f"img_{i:03d}.png", size, color, seed=seed * 1_000_003 + k * 101 + i, stripe=k)
+    # odd names
+    make_image(root / "cat" / "my photo 1.png", size, class_color(0, 4), seed=seed + 1, stripe=0)
+    make_image(root / "dog" / "фото_собаки.png", size, class_color(1, 4), seed=seed + 2, stripe=1)
+    make_image(root / "owl" / "only_one.png", size, (90, 90, 90), seed=seed + 3)
+    # every format and mode, each in a class of its colour
+    c = {name: class_color(k, len(classes)) for k, name in enumerate(classes)}
+    make_image(root / "cat" / "alpha.png", size, c["cat"], seed=seed + 4, mode="RGBA")
+    make_image(root / "cat" / "palette.png", size, c["cat"], seed=seed + 5, mode="P")
+    grey16 = (np.linspace(0, 65535, size * size).reshape(size, size)).astype(np.uint16)
+    Image.fromarray(grey16).save(root / "dog" / "grey16.png")
+    Image.fromarray(grey16).save(root / "dog" / "grey16.tif")
+    Image.fromarray(np.full((size, size, 3), c["dog"], np.uint8)).convert("CMYK").save(root / "dog" / "cmyk.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: displayed portrait
+    Image.fromarray(np.full((size, 2 * size, 3), c["cat"], np.uint8)).save(root / "cat" / "exif_rotated.jpg",
+                                                                          exif=exif)
+    make_image(root / "sea lion" / "w.webp", size, c["sea lion"], seed=seed + 6, stripe=2)
+    make_image(root / "sea lion" / "b.bmp", size, c["sea lion"], seed=seed + 7, stripe=2)
+    make_image(root / "sea lion" / "g.gif", size, c["sea lion"], seed=seed + 8, stripe=2)
+    make_image(root / "café_猫" / "one_pixel.png", 1, c["café_猫"], seed=seed + 9)
+    make_image(root / "café_猫" / "elongated.png", (200, 3), c["café_猫"], seed=seed + 10, stripe=3)
+    # broken and unwanted files
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    truncated = make_image(root / "dog" / "truncated.jpg", 64, c["dog"], seed=seed + 11)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # the header survives, the scan does not
+    (root / "dog" / "text.jpg").write_text("this is not a JPEG\n")
+    make_bomb_png(root / "cat" / "bomb.png")
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (root / "dog" / "readme.txt").write_text("labels by hand\n")
+    (root / "notes.txt").write_text("todo\n")
+    make_image(root / "cat" / ".hidden.png", size, c["cat"], seed=seed + 12)
+    make_image(root / "loose.png", size, (0, 0, 0), seed=seed + 13)
+    if hasattr(os, "symlink"):
+        os.symlink("..", root / "dog" / "loop")
+        os.symlink("missing.png", root / "dog" / "broken.png")
+        os.symlink(os.path.join("..", "cat", "img_000.png"), root / "sea lion" / "linked.png")
     return root
 
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 __all__ = ["TrainResult", "build_dataloaders", "build_learner", "train", "plot_history",
-           "split_body_head", "majority_baseline"]
+           "split_body_head", "majority_baseline", "write_text_atomic"]
 
 FROZEN, UNFROZEN = "frozen", "unfrozen"     # values of the history's ``phase`` column
 LAST_STAGE_MIN_FRACTION = 0.2               # see _body_stages / split_body_head
@@ -331,12 +331,20 @@ def _prepare_items(dataset: Dataset, config: Config, *, seed: int, max_images_pe
         items, bad = _readable(items, config.image_size)
         if bad:
             log.warning("skipped %d unreadable image(s), e.g. %s", len(bad), bad[0])
+        if not items:
+            raise DatasetError(f"none of the {len(bad)} selected images could be decoded, e.g. {bad[0]}",
+                               path=dataset.root, hint="check the image files (corrupt or unsupported format)")
+        if not multi_label and len({it.labels[0] for it in items}) < 2:
+            raise DatasetError(f"after skipping {len(bad)} unreadable image(s) only one class has images "
+                               f"({items[0].labels[0]!r}); single-label training needs at least 2",
+                               path=dataset.root, hint="fix or replace the unreadable images")
     valid_idx = _split_indices(items, config.valid_pct, multi_label, seed)
     n_valid, n_train = len(valid_idx), len(items) - len(valid_idx)
     if n_valid == 0:
         raise DatasetError(f"no validation images: {len(items)} usable image(s) with valid_pct="
                            f"{config.valid_pct}", path=dataset.root,
-                           hint="add images or raise valid_pct")
+                           hint="add images: a class needs at least 2 so that one can validate "
+                                "(or raise the Config's valid_pct)")
     if n_train < 2:
         raise DatasetError(f"only {n_train} training image(s); at least 2 are needed",
                            path=dataset.root, hint="add images or lower valid_pct")
@@ -502,7 +510,8 @@ def build_learner(config: Config, dataset: Dataset, *, backbone: Backbone | None
         Passed to :func:`build_dataloaders`.
     path : path, optional
         ``learn.path`` (where fastai's ``save``/``lr_find`` put their ``models/`` folder).
-        Default: ``<tempdir>/finetune_advisor``, so nothing is written into the dataset.
+        Default: ``<tempdir>/finetune-advisor``, so nothing is written into the dataset (a
+        hyphen, so the folder cannot shadow the package for ``python -m`` run from the tempdir).
 
     Returns
     -------
@@ -524,7 +533,8 @@ def build_learner(config: Config, dataset: Dataset, *, backbone: Backbone | None
     BackboneNotFoundError
         The backbone cannot be resolved and the fallback is unavailable too.
     DatasetError, ConfigError
-        From :func:`build_dataloaders`.
+        From :func:`build_dataloaders`; ConfigError also when the backbone cannot take
+        ``config.image_size`` px inputs (EfficientNet-Lite0 needs at least 32).
     """
     import tempfile
     from functools import partial
@@ -543,6 +553,7 @@ def build_learner(config: Config, dataset: Dataset, *, backbone: Backbone | None
 
     if backbone is None:
         backbone = create_backbone(config.backbone, weights=weights, fallback=True)
+    _check_input_size(backbone, config.image_size)
     if dls is None:
         dls = build_dataloaders(dataset, config, seed=seed, num_workers=num_workers,
                                 max_images_per_class=max_images_per_class, backbone=backbone)
@@ -564,10 +575,29 @@ def build_learner(config: Config, dataset: Dataset, *, backbone: Backbone | None
                     opt_func=partial(Adam, sqr_mom=config.beta2, decouple_wd=True),
                     lr=config.lr, splitter=split_body_head, metrics=metrics,
                     wd=config.weight_decay, train_bn=True,
-                    path=Path(path) if path is not None else Path(tempfile.gettempdir()) / "finetune_advisor")
+                    path=Path(path) if path is not None else Path(tempfile.gettempdir()) / "finetune-advisor")
     learn.freeze()
     learn.backbone_name = backbone.name
     return learn
+
+
+def _check_input_size(backbone: Backbone, size: int) -> None:
+    """One forward pass of a blank ``size`` px image through the body: a torch shape error
+    (kernel larger than the feature map) becomes a ConfigError before any data is loaded."""
+    import torch
+    body = backbone.body
+    param = next(iter(body.parameters()), None)
+    was_training = body.training
+    body.eval()
+    try:
+        with torch.no_grad():
+            body(torch.zeros(1, 3, size, size, device=param.device if param is not None else "cpu"))
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"image_size={size} is too small for backbone {backbone.name}: {first}",
+                          hint="use a larger image_size in the Config (32 px or more)") from None
+    finally:
+        body.train(was_training)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -864,23 +894,66 @@ def train(config: Config, dataset_or_path: Dataset | str | Path, *, out_dir: str
         _write_outputs(result, learn, Path(out_dir))
     result.wall_time_s = time.perf_counter() - t_start
     if out_dir is not None:
-        Path(result.files["result"]).write_text(json.dumps(result.to_dict(), indent=2))
+        # written last and atomically: a run folder with a result.json is a complete run
+        write_text_atomic(result.files["result"], json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temp file in the same folder, flushed to
+    disk, then ``os.replace``. A write that is killed or fails leaves any previous file intact
+    and no partial file under ``path``; a new file gets the permissions of the file it
+    replaces (0644 when there was none, not ``mkstemp``'s 0600).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = write_text_atomic(os.path.join(tempfile.mkdtemp(), "sub", "a.json"), "{}")
+    >>> p.read_text(), oct(p.stat().st_mode & 0o777)
+    ('{}', '0o644')
+    """
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
 
 
 def _write_outputs(result: TrainResult, learn: "Learner", out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     files = {"config": out / "config.json", "history": out / "history.csv",
              "curves": out / "curves.png", "model": out / "model.pkl", "result": out / "result.json"}
-    files["config"].write_text(result.config.to_json())
-    result.history.to_csv(files["history"], index=False)
+    write_text_atomic(files["config"], result.config.to_json())
+    write_text_atomic(files["history"], result.history.to_csv(index=False))
     if not result.history.empty:
         plot_history(result.history, files["curves"])
     else:
         del files["curves"]
+    partial = files["model"].with_name(f".{files['model'].name}.tmp")
     try:
-        learn.export(files["model"].resolve())
+        learn.export(partial.resolve())  # then renamed: a killed export leaves no half model.pkl
+        partial.replace(files["model"])
     except Exception as exc:  # an unpicklable custom body must not lose the trained weights
+        partial.unlink(missing_ok=True)
         import torch
         state = out / "model_state.pth"
         torch.save(learn.model.state_dict(), state)

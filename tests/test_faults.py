@@ -1,0 +1,314 @@
+"""Faults and determinism: Ctrl-C exits cleanly (130, "interrupted", no traceback) wherever it
+lands; files are written atomically, and a truncated one is refused, never trusted; the same
+dataset, seed and backbone give the same recommendation.
+
+The Ctrl-C tests run the real CLI in a subprocess and send it SIGINT; everything else goes
+through ``cli.main`` or ``advise`` in-process. ``bench`` has no Ctrl-C test yet (see the skip).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finetune_advisor.cli import main
+from finetune_advisor.config import DECISION_FIELDS, Config
+from finetune_advisor.testing import make_folder_dataset
+
+torch = pytest.importorskip("torch")
+
+MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"  # what the console script runs
+QUICK = ["--backbone", "resnet18", "--random-init", "--no-similarity", "--no-lr-finder", "-q"]
+BASE_COUNTS = {"a": 10, "b": 10, "c": 10}
+posix_only = pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process is POSIX-only here")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
+    monkeypatch.setenv("FINETUNE_ADVISOR_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_folder_dataset(tmp_path_factory.mktemp("ds") / "d", counts=BASE_COUNTS, size=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tmp_path_factory) -> Path:
+    """A 3-class reference for random-init ResNet-18 at 32 px (k=16)."""
+    from finetune_advisor.backbones import create_backbone
+    from finetune_advisor.similarity import build_reference
+    base = tmp_path_factory.mktemp("ref")
+    src = make_folder_dataset(base / "src", counts={"x": 2, "y": 2, "z": 2}, size=16, seed=5)
+    ref = build_reference(src, create_backbone("resnet18", pretrained=False), image_size=32,
+                          images_per_class=16, progress=False)
+    return ref.save(base / "ref.npz")
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temp files a writer left behind (they all start with a dot)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+class Child:
+    """The CLI in a subprocess, its stderr collected line by line while it runs."""
+
+    def __init__(self, args, cwd: Path):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", MAIN, *map(str, args)], cwd=cwd, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err: list[str] = []
+        self.out: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(s, buf), daemon=True)
+                         for s, buf in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _read(stream, buf):
+        for line in stream:
+            buf.append(line)
+
+    def wait_for(self, needle: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in "".join(self.err):
+            if self.proc.poll() is not None:
+                pytest.fail(f"exited ({self.proc.returncode}) before {needle!r}:\n{''.join(self.err)}")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"no {needle!r} after {timeout} s:\n{''.join(self.err)}")
+            time.sleep(0.05)
+
+    def interrupt(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Ctrl-C, then the exit code, stdout and stderr (a hang fails the test)."""
+        assert self.proc.poll() is None, "finished before the interrupt: make the run longer"
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"still running {timeout} s after Ctrl-C:\n{''.join(self.err)}")
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc, "".join(self.out), "".join(self.err)
+
+
+def assert_clean_interrupt(rc: int, err: str) -> None:
+    assert rc == 130, err
+    assert err.rstrip().splitlines()[-1] == "interrupted", err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@posix_only
+def test_ctrl_c_during_recommend_lr_range_test(dataset, tmp_path):
+    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+                   "--lr-steps", "5000"], tmp_path)
+    child.wait_for("LR range test on the frozen")   # logged just before the sweep starts
+    time.sleep(1.5)                                  # well inside fastai's fit loop
+    rc, out, err = child.interrupt()
+    assert_clean_interrupt(rc, err)
+    assert out == ""  # no half-printed recommendation
+
+
+@posix_only
+def test_ctrl_c_while_still_loading_torch(dataset, tmp_path):
+    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+                   "--lr-steps", "5000"], tmp_path)
+    time.sleep(0.8)  # imports: torch, fastai
+    assert_clean_interrupt(*child.interrupt()[::2])
+
+
+@posix_only
+def test_ctrl_c_during_train(dataset, tmp_path):
+    cfg = Config(backbone="efficientnet_lite0", profile="cpu", image_size=32, batch_size=4, head_epochs=500,
+                 fine_tune="none", unfrozen_epochs=0)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    child = Child(["train", dataset, "--config", tmp_path / "cfg.json", "--out", tmp_path / "run"], tmp_path)
+    child.wait_for("train_loss")  # fastai's epoch table header: training has started
+    time.sleep(1.0)
+    rc, out, err = child.interrupt()
+    assert_clean_interrupt(rc, err)
+    assert not (tmp_path / "run" / "result.json").exists()  # no result claims a run that did not finish
+
+
+@pytest.mark.skip(reason="bench did not exist when this issue was written (its text: skip it and say so); "
+                         "test_bench.py covers a killed bench run resuming")
+def test_ctrl_c_during_bench():
+    """Placeholder: interrupt `bench run` like train above, then check that the interrupted trial
+    is failed and retried (not left RUNNING) and no COMPLETE trial is duplicated."""
+
+
+# --- atomic writes -------------------------------------------------------------------------------
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def _error(rc: int, err: str, *needles) -> str:
+    assert rc == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert all(str(n) in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+def test_config_out_survives_a_killed_write(dataset, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "cfg.json"
+    rc, _, err = _cli(capsys, "recommend", dataset, *QUICK, "--out", out)
+    assert rc == 0, err
+    first = out.read_text()
+    assert oct(out.stat().st_mode & 0o777) == "0o644"  # readable like any other file, not mkstemp's 0600
+    real_replace = os.replace
+
+    def killed(src, dst):  # the process dies between writing the temp file and renaming it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    rc, _, err = _cli(capsys, "recommend", dataset, *QUICK, "--profile", "paper", "--out", out)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert_clean_interrupt(rc, err)
+    assert out.read_text() == first and Config.from_json(first).profile == "cpu"
+    assert leftovers(tmp_path) == []
+
+
+def test_config_out_disk_full_is_one_line_and_keeps_the_old_file(dataset, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "cfg.json"
+    assert _cli(capsys, "recommend", dataset, *QUICK, "--out", out)[0] == 0
+    first = out.read_text()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    rc, _, err = _cli(capsys, "recommend", dataset, *QUICK, "--profile", "paper", "--out", out)
+    _error(rc, err, out, "No space left on device")
+    assert out.read_text() == first and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "binary", "not_a_config"])
+def test_damaged_config_is_refused_with_its_name(dataset, tmp_path, capsys, damage):
+    path = tmp_path / "cfg.json"
+    text = Config(profile="cpu", image_size=32).to_json()
+    if damage == "truncated":  # e.g. written by another tool that was killed
+        path.write_text(text[: len(text) // 2])
+        needle = "not valid JSON"
+    elif damage == "binary":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+        needle = "not UTF-8"
+    else:
+        path.write_text('["a", "list"]')
+        needle = "must be a JSON object"
+    rc, _, err = _cli(capsys, "train", dataset, "--config", path, "--out", tmp_path / "run", "-q")
+    _error(rc, err, path, needle, "finetune-advisor recommend")
+    assert not (tmp_path / "run").exists()
+
+
+def test_reference_cache_killed_write_then_truncated_file(dataset, tmp_path, capsys, monkeypatch, caplog):
+    from finetune_advisor.similarity import Reference, reference_cache_path
+    src = make_folder_dataset(tmp_path / "tiny", counts={"x": 2, "y": 2, "z": 2}, size=16, seed=5)
+    args = ["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-lr-finder", "-q"]
+    cached = reference_cache_path("resnet18-random")
+    real_savez = np.savez_compressed
+
+    def killed(fh, **arrays):  # half a zip on disk, then the process is killed
+        fh.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", killed)
+    assert_clean_interrupt(*_cli(capsys, *args, "--reference", src)[::2])
+    monkeypatch.setattr(np, "savez_compressed", real_savez)
+    assert not cached.exists() and leftovers(cached.parent) == []
+
+    rc, out, err = _cli(capsys, *args, "--reference", src)  # built again, cached whole
+    assert rc == 0, err
+    good = Reference.load(cached)
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])  # e.g. a disk filled up by a copy
+
+    rc, _, err = _cli(capsys, *args)  # the cache is the only source: refused, with the way out
+    _error(rc, err, cached, "corrupt or unreadable", "delete it and rebuild")
+
+    rc, out, err = _cli(capsys, *args, "--reference", src)  # the source is known: rebuilt, not trusted
+    assert rc == 0, err
+    assert any("ignoring unreadable cached reference" in r.getMessage() for r in caplog.records)
+    rebuilt = Reference.load(cached)
+    assert rebuilt.class_ids == good.class_ids
+    np.testing.assert_array_equal(rebuilt.class_means, good.class_means)
+
+
+def test_train_result_survives_a_killed_write(dataset, tmp_path, capsys, monkeypatch):
+    cfg = Config(backbone="efficientnet_lite0", profile="cpu", image_size=32, batch_size=8, head_epochs=1,
+                 fine_tune="none", unfrozen_epochs=0)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    args = ["train", dataset, "--config", tmp_path / "cfg.json", "--out", tmp_path / "run", "-q"]
+    assert _cli(capsys, *args)[0] == 0
+    result = tmp_path / "run" / "result.json"
+    first = json.loads(result.read_text())
+    real_replace = os.replace
+
+    def killed_on_result(src, dst):
+        if str(dst).endswith("result.json"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_on_result)
+    assert_clean_interrupt(*_cli(capsys, *args, "--seed", "1")[::2])
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert json.loads(result.read_text()) == first  # the previous complete result, not half a new one
+    assert leftovers(tmp_path / "run") == []
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+def _decisions(cfg: Config) -> dict:
+    return {f: getattr(cfg, f) for f in DECISION_FIELDS if f != "lr"}
+
+
+def test_same_seed_same_recommendation_in_process(dataset, tiny_reference):
+    from finetune_advisor.recommend import advise
+    opts = dict(backbone="resnet18", pretrained=False, reference=tiny_reference, lr_steps=30, seed=3,
+                progress=False)
+    a, b = advise(dataset, **opts), advise(dataset, **opts)
+    assert a.config.lr == pytest.approx(b.config.lr, rel=0.01)
+    assert _decisions(a.config) == _decisions(b.config)
+    assert a.similarity.to_dict() == b.similarity.to_dict()
+    assert a.config.warnings == b.config.warnings
+
+
+def test_same_seed_same_recommendation_across_processes(dataset, tiny_reference, tmp_path):
+    from finetune_advisor.recommend import advise
+    args = ["recommend", dataset, "--backbone", "resnet18", "--random-init", "--reference", tiny_reference,
+            "--lr-steps", "30", "--seed", "3", "--json", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", MAIN, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    other = Config.from_json(proc.stdout)
+    here = advise(dataset, backbone="resnet18", pretrained=False, reference=tiny_reference, lr_steps=30, seed=3,
+                  progress=False).config
+    assert here.lr == pytest.approx(other.lr, rel=0.01)
+    assert _decisions(here) == _decisions(other)
+    assert here.measurements["similarity"]["similarity"] == pytest.approx(
+        other.measurements["similarity"]["similarity"], abs=1e-6)
