@@ -30,7 +30,6 @@ import math
 import os
 import sys
 import threading
-import time
 import warnings
 import weakref
 from dataclasses import dataclass, field

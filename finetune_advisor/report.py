@@ -35,12 +35,12 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ._io import atomic_open
 from .config import DECISION_FIELDS, Config
 from .exceptions import ConfigError, FinetuneAdvisorError
 
@@ -1314,22 +1314,8 @@ def render_markdown(report: Report, assets: dict[str, bytes] | None = None, asse
 # --- writing --------------------------------------------------------------------------------
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
 
 def write_report(report: Report, path: str | os.PathLike, format: str = "html") -> Path:
     """Write ``report`` to ``path`` atomically (temp file in the same folder, then ``os.replace``).

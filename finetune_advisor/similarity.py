@@ -51,7 +51,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .exceptions import DatasetError, SimilarityReferenceError
+from ._io import atomic_open
 from .backbones import OFFLINE_ENV, offline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -418,24 +418,8 @@ class Reference:
             source=np.array(self.source),
             created=np.array(self.created),
         )
-        try:
-            mode = path.stat().st_mode & 0o777          # keep the permissions of the file replaced
-        except OSError:
-            mode = 0o644                                # mkstemp's 0600 would hide a shared cache
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_open(path, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
         self.path = path
         return path
 

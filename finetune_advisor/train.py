@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ._io import atomic_open
 from .backbones import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, FALLBACK_BACKBONE, Backbone
 from .config import PROFILES, Config
 from .data import Dataset, Item, load_image
@@ -912,29 +913,9 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     >>> p.read_text(), oct(p.stat().st_mode & 0o777)
     ('{}', '0o644')
     """
-    import os
-    import tempfile
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
     return path
 
 

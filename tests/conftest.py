@@ -24,3 +24,10 @@ def _one_torch_thread():
     machine is busy (measured: the LR range test 32 s with 2 threads vs 3 s with 1)."""
     import torch
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_private_cache(monkeypatch, tmp_path):
+    """No test may reach the network or read/write the user's reference cache."""
+    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
+    monkeypatch.setenv("FINETUNE_ADVISOR_CACHE", str(tmp_path / "cache"))

@@ -35,20 +35,6 @@ BASE_COUNTS = {"a": 10, "b": 10, "c": 10}
 MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread; two oversubscribe a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No test may reach the network or a shared cache."""
-    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
-    monkeypatch.setenv("FINETUNE_ADVISOR_CACHE", str(tmp_path / "cache"))
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -32,18 +32,6 @@ BASE_COUNTS = {"a": 10, "b": 10, "c": 10}
 posix_only = pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process is POSIX-only here")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
-    monkeypatch.setenv("FINETUNE_ADVISOR_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
