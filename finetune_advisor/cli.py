@@ -113,20 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
              "recommend a fine-tuning config for a dataset, with a reason for every choice")
     _add_dataset_args(p)
     p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
-    _add_backbone_args(p)
-    p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
-    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu",
-                   help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs (default: cpu)")
-    p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
-    p.add_argument("--lr-loss", choices=["train", "valid"], default="train",
-                   help="loss recorded by the LR range test (the study used valid)")
-    p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
-    p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
-    p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
-    p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
-    p.add_argument("--seed", type=int, default=0)
-    for flag, text in INVARIANCE_FLAGS.items():
-        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
+    _add_recommend_args(p)
     p.add_argument("--json", action="store_true", help="print the Config as JSON on stdout")
     p.add_argument("--out", help="also write the Config JSON to this file")
     p.add_argument("--plot", help="write the LR-finder plot (PNG) to this file")
@@ -196,18 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
     p.add_argument("--config", help="a Config JSON from 'finetune-advisor recommend --out' (skips the "
                                     "measurements; the dataset is still read for the profile and sample images)")
-    _add_backbone_args(p)
-    p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
-    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
-    p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
-    p.add_argument("--lr-loss", choices=["train", "valid"], default="train")
-    p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
-    p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
-    p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
-    p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
-    p.add_argument("--seed", type=int, default=0)
-    for flag, text in INVARIANCE_FLAGS.items():
-        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
+    _add_recommend_args(p)
     p.add_argument("--run", help="a 'finetune-advisor train --out' folder: its curves and final metrics")
     p.add_argument("--bench", help="a benchmark output folder (heatmap.png, regret.csv)")
     p.add_argument("--out", help="report file (default: report.html, or report.md with --format md; "
@@ -232,6 +208,24 @@ def _add_dataset_args(p) -> None:
     p.add_argument("--csv", dest="csv_path", help="CSV of image,labels (when not inside the folder)")
     p.add_argument("--label-sep", help="separator between labels in the CSV (default: detect | ; or space)")
     p.add_argument("--filename-regex", help=r"regex with one group = label, on the file stem (default: Pets '^(.+)_\d+$')")
+
+
+def _add_recommend_args(p) -> None:
+    """Options of the measurements behind a recommendation (shared by recommend and report)."""
+    _add_backbone_args(p)
+    p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
+    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu",
+                   help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs (default: cpu)")
+    p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
+    p.add_argument("--lr-loss", choices=["train", "valid"], default="train",
+                   help="loss recorded by the LR range test (the study used valid)")
+    p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
+    p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
+    p.add_argument("--max-images", type=int, default=4000, help="cap on images embedded for similarity")
+    p.add_argument("--seed", type=int, default=0)
+    for flag, text in INVARIANCE_FLAGS.items():
+        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
 
 
 def _add_backbone_args(p) -> None:
