@@ -679,6 +679,10 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
                                    seed=int(a["seed"]), profile=prof)
                 for k, v in out.items():
                     trial.set_user_attr(k, v)
+            except KeyboardInterrupt:  # not left RUNNING: failed now, re-queued by the next run
+                trial.set_user_attr("error", "interrupted (Ctrl-C)")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
             except Exception as exc:
                 log.warning("bench: trial %d (%s) failed: %s: %s", trial.number, key, type(exc).__name__, exc)
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])

@@ -3,7 +3,7 @@ lands; files are written atomically, and a truncated one is refused, never trust
 dataset, seed and backbone give the same recommendation.
 
 The Ctrl-C tests run the real CLI in a subprocess and send it SIGINT; everything else goes
-through ``cli.main`` or ``advise`` in-process. ``bench`` has no Ctrl-C test yet (see the skip).
+through ``cli.main`` or ``advise`` in-process.
 """
 from __future__ import annotations
 
@@ -139,11 +139,33 @@ def test_ctrl_c_during_train(dataset, tmp_path):
     assert not (tmp_path / "run" / "result.json").exists()  # no result claims a run that did not finish
 
 
-@pytest.mark.skip(reason="bench did not exist when this issue was written (its text: skip it and say so); "
-                         "test_bench.py covers a killed bench run resuming")
-def test_ctrl_c_during_bench():
-    """Placeholder: interrupt `bench run` like train above, then check that the interrupted trial
-    is failed and retried (not left RUNNING) and no COMPLETE trial is duplicated."""
+@posix_only
+def test_ctrl_c_during_bench_then_resume(dataset, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+    db = f"sqlite:///{tmp_path / 'b.db'}"
+    args = ["bench", "run", "--dataset", f"toy={dataset}", "--datasets", "toy", "--seeds", "1",
+            "--fractions", "1.0", "--no-similarity", "--backbone", "efficientnet_lite0",
+            "--study", "s", "--storage", db, "--out", tmp_path / "out"]
+    child = Child(args, tmp_path)
+    child.wait_for("bench: enqueued")   # baselines done: trials are being trained
+    time.sleep(3.0)
+    assert_clean_interrupt(*child.interrupt()[::2])
+    study = optuna.load_study(study_name="s", storage=db)
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]  # nothing left claimed
+    interrupted = [t.user_attrs["key"] for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("error") == "interrupted (Ctrl-C)" for t in trials if t.state == TrialState.FAIL)
+    # resume: the interrupted trial is queued again, finished ones are not recomputed
+    done_before = {t.user_attrs["key"]: t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert main([str(a) for a in args] + ["--n-trials", "1", "-q"]) == 0
+    after = optuna.load_study(study_name="s", storage=db).get_trials(deepcopy=False)
+    complete = [t.user_attrs["key"] for t in after if t.state == TrialState.COMPLETE]
+    assert len(complete) == len(set(complete)) == len(done_before) + 1
+    assert {t.user_attrs["key"]: t.number for t in after
+            if t.state == TrialState.COMPLETE and t.user_attrs["key"] in done_before} == done_before
+    waiting = {t.user_attrs["key"] for t in after if t.state == TrialState.WAITING}
+    assert set(interrupted) <= waiting | set(complete)
 
 
 # --- atomic writes -------------------------------------------------------------------------------
