@@ -62,6 +62,7 @@ import numpy as np
 
 from .exceptions import DatasetError, SimilarityReferenceError
 from ._io import atomic_open
+from .data import IMAGE_EXTENSIONS
 from .backbones import OFFLINE_ENV, offline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,7 +104,7 @@ REFERENCE_FORMAT = 1
 REBUILD_HINT = ("build one with `finetune-advisor reference build PATH` (PATH: a Tiny-ImageNet copy) "
                 "or pass a reference file or folder with `--reference PATH` / get_reference(path=...)")
 
-_IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+_IMAGE_EXTS = IMAGE_EXTENSIONS | {".ppm", ".pgm"}  # a reference may also hold netpbm files
 # measured (benchmarks/embed_throughput.py, 1 thread): ResNet-18 at 64 px runs 75 img/s NCHW vs
 # 51 channels_last; at 224 px channels_last is the faster one
 _CHANNELS_LAST_MIN_SIZE = 160
