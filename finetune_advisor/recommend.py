@@ -85,7 +85,7 @@ def advise(dataset_path: str | Path, *,
     (the rules then use the study's defaults and say so).
     """
     from . import data, heuristics
-    from .backbones import create_backbone, spec_name
+    from .backbones import create_backbone
     from .exceptions import ConfigError, DatasetError, LRFinderError
 
     if profile not in PROFILES:
@@ -118,9 +118,8 @@ def advise(dataset_path: str | Path, *,
     if bb.fallback_from is not None:
         arch_reason = (f"{arch_reason}; but {bb.fallback_from} weights are unavailable here, so the shipped "
                        f"ImageNet {bb.name} is used instead (pass --weights or go online for {bb.fallback_from})")
-    backbone_name = bb.name if (bb.fallback_from or callable(arch) or weights) else spec_name(arch)
-    if isinstance(arch, str) and ":" in arch:
-        backbone_name = arch  # keep the full spec so train() can rebuild it
+    # what train() rebuilds: the backbone actually used, or the name / full module:function spec
+    backbone_name = bb.name if (bb.fallback_from or callable(arch)) else arch
     timings["backbone"] = time.perf_counter() - clock
 
     sim_result = None
