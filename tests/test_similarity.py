@@ -123,6 +123,36 @@ def test_orthogonal_means_give_similarity_zero(tmp_path):
     assert res.similarity == pytest.approx(0.0, abs=1e-9) and res.emd == pytest.approx(1.0) and res.far
 
 
+def test_class_count_floor_one_reference_class_scores_one(tmp_path):
+    # One class that *is* a reference class must still send 2/3 of its mass to the other two
+    # (raw 1 - EMD = 1/3); an in-domain dataset of one class pays that too, so it scores 1.
+    ds = folder_dataset(tmp_path / "in", {"r": [RED] * 2})
+    ref = make_reference([[1, 0, 0], [0, 1, 0], [0, 0, 1]], [4, 4, 4])
+    res = S.dataset_similarity(ds, rgb_backbone(), ref, bootstrap=10, progress=False)
+    assert res.emd == pytest.approx(2 / 3) and res.emd_floor == pytest.approx(2 / 3)
+    assert res.similarity == pytest.approx(1.0) and not res.far
+    # and a class unlike any reference class still scores low: EMD 1, floor 1/2
+    far = S.dataset_similarity(folder_dataset(tmp_path / "out", {"b": [BLUE] * 2}), rgb_backbone(),
+                               make_reference([[1, 0, 0], [0, 1, 0]], [1, 1]), bootstrap=0, progress=False)
+    assert far.emd == pytest.approx(1.0) and far.emd_floor == pytest.approx(0.5)
+    assert far.similarity == pytest.approx(0.5) and far.far
+
+
+def test_emd_floor_removes_the_class_count_trend():
+    rng = np.random.default_rng(3)
+    ref = np.abs(rng.normal(size=(60, 16))) ** 3        # non-negative, spread-out class means
+    counts = np.full(60, 5)
+    for k in (1, 4, 15):
+        pick = rng.choice(60, k, replace=False)
+        emd, _ = S.emd_similarity(ref[pick], np.ones(k), ref, counts)
+        floor = S.emd_floor(np.ones(k), ref, counts, draws=64)
+        assert emd > 0.05                                  # raw score penalises few classes
+        assert abs(emd - floor) < 0.5 * emd, (k, emd, floor)
+    floors = [S.emd_floor(np.ones(k), ref, counts) for k in (1, 4, 15, 60)]
+    assert floors == sorted(floors, reverse=True) and floors[-1] == pytest.approx(0.0)
+    assert S.emd_floor([1, 2], ref, counts, seed=1) == S.emd_floor([1, 2], ref, counts, seed=1)
+
+
 def test_matches_ranked_by_cosine_not_mass(tmp_path):
     # One class sends its mass to every reference class in proportion to their counts
     # (C gets most); the explanation must still rank by cosine: A (1), B (.707), C (.577).
@@ -135,7 +165,7 @@ def test_matches_ranked_by_cosine_not_mass(tmp_path):
     np.testing.assert_allclose([m[2] for m in res.matches["red"]], [1, SQ2, 1 / math.sqrt(3)], atol=1e-6)
     expected_emd = (1 * 0 + 5 * (1 - SQ2) + 10 * (1 - 1 / math.sqrt(3)) + 3 * 1) / 19
     assert res.emd == pytest.approx(expected_emd, abs=1e-6)
-    assert res.similarity == pytest.approx(1 - expected_emd, abs=1e-6)
+    assert res.emd_floor > 0 and res.similarity == pytest.approx(1 - (expected_emd - res.emd_floor), abs=1e-6)
 
 
 def test_full_dataset_counts_weight_classes_and_short_classes(tmp_path):
@@ -173,7 +203,9 @@ def test_constant_black_images_give_finite_score(tmp_path):
     res = S.dataset_similarity(ds, rgb_backbone(), make_reference([[1, 0, 0], [0, 0, 0]], [1, 1]),
                                bootstrap=20, progress=False)
     values = [res.similarity, res.emd, res.std, res.ci_low, res.ci_high]
-    assert all(math.isfinite(v) for v in values) and res.similarity == pytest.approx(0.0)
+    assert all(math.isfinite(v) for v in values) and res.emd == pytest.approx(1.0)
+    # the floor: the reference's own zero-vector class pays distance 1 for its half of the mass
+    assert res.emd_floor == pytest.approx(0.5) and res.similarity == pytest.approx(0.5)
 
 
 def test_corrupt_image_is_skipped_and_counted(tmp_path):
@@ -254,7 +286,8 @@ def test_constant_images_resnet18_finite(tmp_path, resnet18):
                       class_counts=np.array([1, 1]))
     res = S.dataset_similarity(ds, resnet18, ref, bootstrap=20, progress=False)
     assert all(math.isfinite(v) for v in (res.similarity, res.emd, res.std, res.ci_low, res.ci_high))
-    assert res.similarity == pytest.approx(0.5, abs=1e-5)  # half the reference mass is at a zero vector
+    assert res.emd == pytest.approx(0.5, abs=1e-5)  # half the reference mass is at a zero vector
+    assert res.emd_floor == pytest.approx(0.5, abs=1e-5) and res.similarity == pytest.approx(1.0, abs=1e-5)
 
 
 def test_embed_images_matches_manual_pipeline(tmp_path, resnet18):
