@@ -96,6 +96,13 @@ def refine_best(log_lrs, losses) -> float:
     return float(log_lrs[i])
 
 
+def _save(path: str | None, record: dict) -> None:
+    if path:
+        import json
+        with open(path, "a") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(SHARED / "data"))
@@ -105,6 +112,10 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, help="images per class in the subset (quick 40, full 100)")
     p.add_argument("--size", type=int, default=64, help="image size (cpu profile: 64)")
     p.add_argument("--lr-steps", type=int, default=100)
+    p.add_argument("--loss", choices=["train", "valid"], default=None,
+                   help="loss the finder records (default: find_lr's default)")
+    p.add_argument("--cutoff", type=float, help="suggest_lr cut-off, cycles per decade (default: its default)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--rates", type=int, help="grid rates in --lr-range (quick 5, full 8)")
     p.add_argument("--lr-range", type=float, nargs=2, default=[1e-5, 1e-1])
     p.add_argument("--grid-seeds", type=int, help="training seeds per grid rate (quick 1, full 2)")
@@ -115,6 +126,8 @@ def main(argv=None) -> int:
     g.add_argument("--full", action="store_true", help="the documented full settings")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.add_argument("--csv", help="write the per-dataset table here (and <csv>.runs.csv the raw picks)")
+    p.add_argument("--save-curves", help="append every sweep (lrs, raw losses) and grid point to this JSON-lines "
+                                         "file, for benchmarks/lr_finder_tuning.py")
     args = p.parse_args(argv)
     full = args.full
     args.datasets = args.datasets or (ALL_DATASETS if full else ["draw-quickdraw", "pets-oxford"])
@@ -143,7 +156,8 @@ def main(argv=None) -> int:
     bb = create_backbone(args.backbone)
     print(f"backbone {bb.name} ({bb.source or 'callable'}), {args.size} px, {args.per_class}/class, "
           f"{args.seeds} finder seeds, grid {args.rates} rates x {args.grid_seeds} seeds x {args.grid_epochs} ep, "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+          f"torch threads {torch.get_num_threads()}, finder loss {args.loss or 'default'}, "
+          f"cutoff {args.cutoff or 'default'}", flush=True)
     runs, table = [], []
     for name in args.datasets:
         clock = time.perf_counter()
@@ -160,7 +174,9 @@ def main(argv=None) -> int:
             learn = build_learner(cfg, ds, backbone=bb, dls=dls, seed=seed)
             try:
                 with learn.no_bar():
-                    res = find_lr(learn, num_it=args.lr_steps, seed=seed)
+                    res = find_lr(learn, num_it=args.lr_steps, seed=seed, start_lr=args.start_lr,
+                                  suggest_kwargs={"cutoff": args.cutoff} if args.cutoff else None,
+                                  **({"loss": args.loss} if args.loss else {}))
             except FinetuneAdvisorError as exc:
                 print(f"  {name} seed {seed}: finder failed: {exc}", flush=True)
                 continue
@@ -172,6 +188,9 @@ def main(argv=None) -> int:
             for k, v in row.items():
                 picks[k].append(v)
             runs.append({"dataset": name, "seed": seed, **row, "steps": res.n_steps})
+            _save(args.save_curves, {"kind": "sweep", "dataset": name, "seed": seed, "loss": res.loss_kind,
+                                     "lrs": list(res.lrs), "losses": [v if math.isfinite(v) else None
+                                                                      for v in res.losses_raw], **row})
             print(f"  {name} seed {seed}: " + ", ".join(f"{k} {v:.2e}" for k, v in row.items()), flush=True)
         out = {"dataset": name, "classes": len(ds.classes), "images": len(ds.items), "bs": cfg.batch_size}
         for k in PICKERS:
@@ -191,6 +210,8 @@ def main(argv=None) -> int:
                     loss = float(learn.validate()[0])
                     losses.append(loss if math.isfinite(loss) else math.nan)
                 vl.append(float(np.nanmean(losses)) if np.isfinite(losses).any() else math.nan)
+                _save(args.save_curves, {"kind": "grid", "dataset": name, "lr": float(lr),
+                                         "epochs": args.grid_epochs, "valid_losses": losses})
                 print(f"  {name} grid lr {lr:.1e}: valid loss {vl[-1]:.4f}", flush=True)
             best = refine_best(np.log10(grid), vl)
             out["grid best lr"] = float(10 ** best)

@@ -217,8 +217,8 @@ def _add_recommend_args(p) -> None:
     p.add_argument("--profile", choices=["cpu", "paper"], default="cpu",
                    help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs (default: cpu)")
     p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
-    p.add_argument("--lr-loss", choices=["train", "valid"], default="train",
-                   help="loss recorded by the LR range test (the study used valid)")
+    p.add_argument("--lr-loss", choices=["train", "valid"], default="valid",
+                   help="loss recorded by the LR range test: valid (the study's, default) or train (cheaper, noisier)")
     p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")

@@ -728,7 +728,7 @@ def _similarity_figure(score: float, threshold: float, ci: tuple[float, float] |
     ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.tick_params(axis="x", labelsize=8)
     ax.spines[["top", "right", "left"]].set_visible(False)
-    ax.set_xlabel("similarity to ImageNet (1 − EMD to Tiny-ImageNet class means)", fontsize=8)
+    ax.set_xlabel("similarity to ImageNet (1 − (EMD − class-count floor), Tiny-ImageNet class means)", fontsize=8)
     return _png(fig, "similarity.png",
                 "Similarity on a 0–1 strip: the threshold, the study's seven datasets at their published values "
                 "and this dataset (diamond) with its 95% bootstrap interval.",
@@ -765,6 +765,9 @@ def _similarity_section(sim: Any, config: Config, name: str = "this dataset") ->
             if sim.std is not None and sim.bootstrap_rounds else "")
     if sim.emd is not None:
         facts["raw EMD"] = f"{float(sim.emd):.4f}"
+    if getattr(sim, "emd_floor", None):
+        facts["class-count floor"] = (f"{float(sim.emd_floor):.4f} (the EMD ImageNet's own classes pay with "
+                                      f"{int(sim.n_classes_used or 0)} classes; similarity = 1 − (EMD − floor))")
     if sim.backbone_key:
         facts["features"] = (f"{sim.backbone_key} at {sim.image_size} px, {sim.images_per_class} images per class "
                              f"averaged")

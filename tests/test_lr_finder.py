@@ -28,13 +28,30 @@ def synthetic_curve(c: float, *, n: int = 100, w: float = 0.3, noise: float = 0.
     return lrs, y
 
 
+def _within_half_step(lr, lrs, index) -> bool:
+    step = math.log10(lrs[1] / lrs[0])
+    return abs(math.log10(lr) - math.log10(lrs[index])) <= step / 2 + 1e-12
+
+
+def test_refine_places_the_pick_between_swept_rates():
+    # a noiseless tanh descent centred between two swept rates: refining gets closer to it
+    lrs = np.logspace(-7, 1, 41)                          # 0.2 decades a step
+    centre = -3.1                                          # half-way between -3.2 and -3.0
+    x = np.log10(lrs)
+    y = 2.0 - np.tanh((x - centre) / 0.5) + np.where(x > -1, (x + 1) ** 3, 0.0)
+    coarse, fine = suggest_lr(lrs, y, refine=False), suggest_lr(lrs, y)
+    assert abs(math.log10(fine.lr) - centre) < abs(math.log10(coarse.lr) - centre) - 0.05
+    assert _within_half_step(fine.lr, lrs, fine.index)
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("c", [-4.0, -2.5])
 def test_pick_is_within_0_15_decades_of_the_steepest_point(c, seed):
     lrs, y = synthetic_curve(c, seed=seed, noise=0.1)
     s = suggest_lr(lrs, y)
     assert abs(math.log10(s.lr) - c) <= 0.15
-    assert s.lr == lrs[s.index]
+    assert _within_half_step(s.lr, lrs, s.index)
+    assert suggest_lr(lrs, y, refine=False).lr == lrs[s.index]   # unrefined: a swept rate
     assert s.slope[s.index] < 0 and s.slope.shape == s.smoothed.shape
 
 
@@ -204,12 +221,12 @@ def _assert_same_state(learn, before):
 def test_find_lr_train_loss(tmp_path):
     learn = make_learner(tmp_path)
     before, cbs_before = _state(learn), list(learn.cbs)
-    r = find_lr(learn, num_it=80, seed=0)
+    r = find_lr(learn, loss="train", num_it=80, seed=0)
     _assert_same_state(learn, before)                       # weights and BN buffers restored
     assert list(learn.cbs) == cbs_before                    # our recorder is gone
     assert 1e-7 <= r.lr <= 10 and math.isfinite(r.lr)
     assert r.loss_kind == "train" and r.n_steps == len(r.lrs) == len(r.losses_raw) <= 80
-    assert r.lr == r.lrs[r.index] and len(r.losses_smooth) <= r.n_steps
+    assert _within_half_step(r.lr, r.lrs, r.index) and len(r.losses_smooth) <= r.n_steps
     assert r.fastai_valley is not None and r.fastai_steep is not None
     # raw, not fastai's EMA: the EMA at step k differs from the raw loss there
     ema = [float(v) for v in learn.recorder.losses]
@@ -226,6 +243,27 @@ def test_find_lr_valid_loss_is_repeatable(tmp_path):
     _assert_same_state(learn, before)
     assert r1.loss_kind == "valid" and math.isfinite(r1.lr)
     assert r1.losses_raw[:20] == r2.losses_raw[:20] and r1.lr == r2.lr
+
+
+def test_bn_warmup_moves_running_stats_only_and_is_undone(tmp_path, monkeypatch):
+    from finetune_advisor import lr_finder as lf
+    learn = make_learner(tmp_path)
+    bn = learn.model[0][1]
+    before = _state(learn)
+    lf._warm_up_batchnorm(learn, 5)
+    assert not torch.equal(bn.running_mean, before["0.1.running_mean"])    # statistics moved
+    assert torch.equal(learn.model[0][0].weight, before["0.0.weight"])     # weights did not
+    assert learn.model.training                                            # mode kept
+    # find_lr warms up for the validation loss only, and puts the statistics back afterwards
+    calls = []
+    real = lf._warm_up_batchnorm
+    monkeypatch.setattr(lf, "_warm_up_batchnorm", lambda learn, n: (calls.append(n), real(learn, n)))
+    learn = make_learner(tmp_path)
+    before = _state(learn)
+    find_lr(learn, loss="valid", num_it=30, seed=0, bn_warmup=7)
+    find_lr(learn, loss="train", num_it=30, seed=0)
+    assert calls == [7]
+    _assert_same_state(learn, before)
 
 
 def test_find_lr_nan_from_the_first_step(tmp_path):
