@@ -26,6 +26,9 @@ sys.path.insert(0, str(HERE))
 from lr_finder_stability import refine_best  # noqa: E402  (the same grid-best as the recording run)
 
 
+ANCHOR_PICKERS = ("valley", "steep", "slide", "lightning")   # recorded beside each sweep
+
+
 def load(paths):
     sweeps, grid = defaultdict(list), defaultdict(dict)
     for path in paths:
@@ -33,7 +36,8 @@ def load(paths):
             r = json.loads(line)
             if r["kind"] == "sweep":
                 losses = [math.nan if v is None else float(v) for v in r["losses"]]
-                sweeps[(r["loss"], r["dataset"])].append((r["seed"], r["lrs"], losses))
+                sweeps[(r["loss"], r["dataset"])].append((r["seed"], r["lrs"], losses,
+                                                          {k: r.get(k) for k in ANCHOR_PICKERS}))
             elif r["kind"] == "grid":
                 vals = [v for v in r["valid_losses"] if v is not None and math.isfinite(v)]
                 grid[r["dataset"]][float(r["lr"])] = sum(vals) / len(vals) if vals else math.nan
@@ -64,7 +68,7 @@ def main(argv=None) -> int:
             if filt == "savgol" and order < 2:
                 continue
             picks = []
-            for _seed, lrs, losses in runs:
+            for _seed, lrs, losses, _ in runs:
                 try:
                     picks.append(suggest_lr(lrs, losses, filter=filt, order=order, cutoff=cutoff,
                                             refine=refine).lr)
@@ -87,6 +91,19 @@ def main(argv=None) -> int:
         for kind, part in summary.groupby("loss"):
             print(f"\n-- {kind} loss: variants sorted by worst spread (goal <= 1.5x; |dec| goal <= 0.5)")
             print(part.head(args.top).to_string(index=False))
+        anchors = []
+        for (kind, dataset), runs in sorted(sweeps.items()):
+            for name in ANCHOR_PICKERS:
+                v = np.asarray([r[3][name] if r[3][name] is not None else math.nan for r in runs], float)
+                ok = v[np.isfinite(v) & (v > 0)]
+                anchors.append({"loss": kind, "picker": name, "dataset": dataset,
+                                "spread": float(ok.max() / ok.min()) if len(ok) >= 2 else math.nan,
+                                "dec": float(np.mean(np.abs(np.log10(ok) - best[dataset])))
+                                if len(ok) and dataset in best else math.nan})
+        if anchors:
+            a = pd.DataFrame(anchors)
+            print("\n-- the anchors on the same sweeps (fastai valley / steep / slide, Lightning-style)")
+            print(a.pivot_table(index=["loss", "dataset"], columns="picker", values=["spread", "dec"]).to_string())
         print("\n-- per dataset, the current defaults (butter, order 2, cut-off 0.75, refined)")
         cur = df[(df["filter"] == "butter") & (df["order"] == 2) & (df["cutoff"] == 0.75) & df["refine"]]
         print(cur.to_string(index=False))

@@ -913,7 +913,7 @@ def _training_section(run: dict[str, Any] | None, config: Config) -> Section:
     elif history is not None and len(history):
         try:
             from .train import plot_history
-            fig = plot_history(history)
+            fig = plot_history(history, baseline=result.get("baseline") or None)
             figures.append(_png(fig, "curves.png", "Loss and metric per epoch, re-plotted from history.csv.",
                                 alt="training curves"))
         except Exception as exc:  # noqa: BLE001 -- the table below still shows the numbers

@@ -1002,7 +1002,7 @@ def _write_outputs(result: TrainResult, learn: "Learner", out: Path) -> None:
     write_text_atomic(files["config"], result.config.to_json())
     write_text_atomic(files["history"], result.history.to_csv(index=False))
     if not result.history.empty:
-        plot_history(result.history, files["curves"])
+        plot_history(result.history, files["curves"], baseline=result.baseline)
     else:
         del files["curves"]
     partial = files["model"].with_name(f".{files['model'].name}.tmp")
@@ -1024,7 +1024,8 @@ def _write_outputs(result: TrainResult, learn: "Learner", out: Path) -> None:
 
 # --- plotting -------------------------------------------------------------------------------
 
-def plot_history(history: "pd.DataFrame", path: str | Path | None = None, ax=None):
+def plot_history(history: "pd.DataFrame", path: str | Path | None = None, ax=None,
+                 baseline: dict[str, Any] | None = None):
     """Plot loss and metric per epoch across both phases, the unfreeze point marked.
 
     Parameters
@@ -1036,6 +1037,9 @@ def plot_history(history: "pd.DataFrame", path: str | Path | None = None, ax=Non
     ax : matplotlib Axes or pair of Axes, optional
         One Axes: losses on it, the metric on a twin right axis. Two: losses on the first,
         the metric on the second. None: a new 1x2 figure (no pyplot state is touched).
+    baseline : dict, optional
+        :attr:`TrainResult.baseline`: its ``log_loss`` and ``value`` are drawn as dotted
+        lines ("majority baseline") on the loss and metric axes.
 
     Returns
     -------
@@ -1063,6 +1067,13 @@ def plot_history(history: "pd.DataFrame", path: str | Path | None = None, ax=Non
         ax_metric.plot(x, history[metric], "^-", color="tab:green", label=f"valid {metric}")
         ax_metric.set_ylabel(metric)
         ax_metric.set_xlabel("epoch")
+    if baseline:
+        if baseline.get("log_loss") is not None:
+            ax_loss.axhline(float(baseline["log_loss"]), color="tab:orange", linestyle=":",
+                            label="majority baseline (valid)")
+        if metric is not None and baseline.get("metric") == metric and baseline.get("value") is not None:
+            ax_metric.axhline(float(baseline["value"]), color="tab:green", linestyle=":",
+                              label="majority baseline")
     phases = history["phase"].tolist() if "phase" in history else []
     if UNFROZEN in phases and FROZEN in phases:
         first = int(history.loc[history["phase"] == UNFROZEN, "epoch"].min())
