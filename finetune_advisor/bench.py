@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import Config
-from .exceptions import ConfigError, DatasetError
+from .exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 
 log = logging.getLogger(__name__)
 
@@ -573,6 +573,7 @@ def prepare_study(study, datasets: Sequence[BenchDataset], *, fractions: Sequenc
     study.set_user_attr("datasets", {d.name: {"path": str(d.path), "origin": d.origin,
                                               "multi_label": d.multi_label} for d in datasets if d.available})
     baselines: dict[tuple[str, float], Config] = {}
+    failed: dict[str, str] = {}
     for d in datasets:
         if not d.available:
             log.warning("bench: %s is missing (%s); it is reported, not faked", d.name, d.note)
@@ -583,9 +584,16 @@ def prepare_study(study, datasets: Sequence[BenchDataset], *, fractions: Sequenc
                 baselines[(d.name, float(f))] = Config.from_json(attrs[ak])
             else:
                 log.info("bench: recommending the baseline for %s at %g%% of the data", d.name, 100 * f)
-                cfg = advise_fn(d, float(f), prof, advise_options)
+                try:
+                    cfg = advise_fn(d, float(f), prof, advise_options)
+                except FinetuneAdvisorError as exc:  # one dataset's failure must not stop the others
+                    failed[d.name] = f"{100 * f:g}% of the data: {exc.message}"
+                    log.error("bench: no baseline for %s at %g%% of the data (%s); its trials are skipped "
+                              "this run and retried on the next", d.name, 100 * f, exc.message)
+                    continue
                 study.set_user_attr(ak, cfg.to_json(indent=None))
                 baselines[(d.name, float(f))] = cfg
+    study.set_user_attr("failed_datasets", failed)
     specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors)
     study.set_user_attr("aliases", {s.key: s.same_as for s in specs if s.same_as})
     study.set_user_attr("n_grid", sum(s.same_as is None for s in specs))
@@ -765,7 +773,8 @@ def study_status(study) -> dict[str, Any]:
             "states": dict(states), "done_by_dataset": dict(per_ds),
             "duplicate_complete_keys": len(complete) - len(keys_done),
             "mean_trial_s": mean_t, "eta_s_one_worker": None if mean_t is None else mean_t * remaining,
-            "missing_datasets": attrs.get("missing_datasets", {}), "grid_enqueued": bool(attrs.get("grid_enqueued"))}
+            "missing_datasets": attrs.get("missing_datasets", {}), "failed_datasets": attrs.get("failed_datasets", {}),
+            "grid_enqueued": bool(attrs.get("grid_enqueued"))}
 
 
 # --- outputs --------------------------------------------------------------------------------

@@ -526,6 +526,8 @@ def format_bench_status(st: dict) -> str:
         lines.append(f"mean trial {st['mean_trial_s']:.1f} s; ETA {st['eta_s_one_worker'] / 60:.1f} min on one worker")
     for name, note in (st.get("missing_datasets") or {}).items():
         lines.append(f"missing: {name}: {note}")
+    for name, note in (st.get("failed_datasets") or {}).items():
+        lines.append(f"no baseline: {name}: {note}")
     return "\n".join(lines)
 
 

@@ -303,6 +303,31 @@ def test_cli_bench_status(tmp_path, helper, capsys):
     assert main(["bench", "status", "--study", "nope", "--storage", url]) == 1
 
 
+def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path, helper, capsys):
+    from finetune_advisor.cli import main
+    from finetune_advisor.exceptions import LRFinderError
+
+    def flaky_advise(dataset, fraction, profile, options=None):
+        if dataset.name == "far":
+            raise LRFinderError("LR range test on far failed: the smoothed loss never decreases")
+        return helper.fake_advise(dataset, fraction, profile, options)
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    out = run_bench("flaky", url, datasets=helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={},
+                    anchors=(), advise_fn=flaky_advise, run_trial_fn=helper.fake_train, progress=False,
+                    write=False)
+    st = out["status"]
+    assert st["n_grid"] == 1 and st["n_done"] == 1 and set(st["done_by_dataset"]) == {"near"}
+    assert "never decreases" in st["failed_datasets"]["far"]
+    assert main(["bench", "status", "--study", "flaky", "--storage", url]) == 0
+    assert "no baseline: far: 100% of the data: LR range test on far failed" in capsys.readouterr().out
+    # the next run retries it: with a baseline now, its trials are added and run
+    out = run_bench("flaky", url, datasets=helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={},
+                    anchors=(), advise_fn=helper.fake_advise, run_trial_fn=helper.fake_train, progress=False,
+                    write=False)
+    assert out["status"]["n_done"] == 2 and out["status"]["failed_datasets"] == {}
+
+
 # --- one real run ---------------------------------------------------------------------------------
 
 def test_real_tiny_end_to_end(tmp_path):

@@ -266,6 +266,20 @@ def test_bn_warmup_moves_running_stats_only_and_is_undone(tmp_path, monkeypatch)
     _assert_same_state(learn, before)
 
 
+def test_flat_validation_loss_falls_back_to_the_training_curve(tmp_path, caplog):
+    from torch.utils.data import TensorDataset
+    learn = make_learner(tmp_path)
+    # validation images carry no signal: their loss cannot fall while training's does
+    x_valid, y_valid = learn.dls.valid.dataset.tensors
+    flat = TensorDataset(torch.zeros_like(x_valid), y_valid)
+    from fastai.data.core import DataLoaders
+    learn.dls = DataLoaders.from_dsets(learn.dls.train.dataset, flat, bs=16, device="cpu")
+    with caplog.at_level("WARNING", logger="finetune_advisor.lr_finder"):
+        r = find_lr(learn, loss="valid", num_it=80, seed=0)
+    assert r.loss_kind == "train" and 1e-7 <= r.lr <= 10
+    assert "validation loss is flat" in caplog.text
+
+
 def test_find_lr_nan_from_the_first_step(tmp_path):
     learn = make_learner(tmp_path, extra=NaNHead())
     before, cbs_before = _state(learn), list(learn.cbs)
