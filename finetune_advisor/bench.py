@@ -24,6 +24,7 @@ trial key ever has two COMPLETE trials.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import Config
-from .exceptions import ConfigError, DatasetError, FinetuneAdvisorError
+from .exceptions import ConfigError, DatasetError, FinetuneAdvisorError, LRFinderError
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,6 @@ def _label(parameter: str, value: Any) -> str:
 
 def _replace(config: Config, reason: str, **changes: Any) -> Config:
     """``config.replace`` (changed fields get ``reason``); a Config without reasons stays so."""
-    import dataclasses
     if not config.reasons:
         return dataclasses.replace(config, **changes)
     return config.replace(reason=reason, **changes)
@@ -370,8 +370,6 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
 def fraction_subset(dataset, fraction: float, seed: int = 0):
     """A stratified (by first label) ``fraction`` of ``dataset`` (at least 1 image per class),
     the same for every trial: the seed is the run's data seed, not the trial's."""
-    import dataclasses
-
     import numpy as np
 
     if not 0 < fraction <= 1:
@@ -418,13 +416,21 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
     opts.setdefault("progress", False)
     ck = (str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
     if ck not in _ADVICE:
-        _ADVICE[ck] = advise(dataset.path, profile=profile.config_profile, **opts)
+        try:
+            _ADVICE[ck] = advise(dataset.path, profile=profile.config_profile, **opts)
+        except LRFinderError as exc:
+            # What the error tells a user to do (--no-lr-finder): the study's default rate.
+            log.warning("bench: %s; %s's baseline uses the study's default learning rate", exc.message, dataset.name)
+            rec = advise(dataset.path, profile=profile.config_profile, **{**opts, "lr_finder": False})
+            m = {**rec.config.measurements, "lr_finder_failed": exc.message}
+            _ADVICE[ck] = dataclasses.replace(rec, config=dataclasses.replace(rec.config, measurements=m))
     rec = _ADVICE[ck]
     cfg = rec.config
     if fraction < 1:
         sub = fraction_subset(rec.dataset, fraction)
         m = cfg.measurements
-        keep = {k: v for k, v in m.items() if k in ("timings_s", "backbone_source", "similarity", "lr_finder")}
+        keep = {k: v for k, v in m.items()
+                if k in ("timings_s", "backbone_source", "similarity", "lr_finder", "lr_finder_failed")}
         keep["fraction"] = float(fraction)
         cfg = heuristics.recommend_config(
             profile_dataset(sub), similarity=None if rec.similarity is None else rec.similarity.similarity,

@@ -328,6 +328,26 @@ def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path,
     assert out["status"]["n_done"] == 2 and out["status"]["failed_datasets"] == {}
 
 
+def test_baseline_without_a_finder_rate_uses_the_default_lr_and_says_so(tmp_path, monkeypatch):
+    import dataclasses as dc
+    import importlib
+    from finetune_advisor.bench import BENCH_PROFILES, advise_baseline
+    from finetune_advisor.exceptions import LRFinderError
+    calls = []
+
+    def advise(path, *, profile, lr_finder=True, **kw):
+        calls.append(lr_finder)
+        if lr_finder:
+            raise LRFinderError("LR range test on x failed: the smoothed loss never decreases")
+        return dc.make_dataclass("Rec", ["config"])(Config(profile="cpu", lr=3e-3, lr_finetune=3e-4))
+
+    # (finetune_advisor.recommend is the function; the module is imported by name)
+    monkeypatch.setattr(importlib.import_module("finetune_advisor.recommend"), "advise", advise)
+    cfg = advise_baseline(BenchDataset("flat", tmp_path, True, "custom"), 1.0, BENCH_PROFILES["cpu"])
+    assert calls == [True, False] and cfg.lr == 3e-3
+    assert "never decreases" in cfg.measurements["lr_finder_failed"]
+
+
 # --- one real run ---------------------------------------------------------------------------------
 
 def test_real_tiny_end_to_end(tmp_path):
