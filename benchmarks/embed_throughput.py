@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     import torch
 
     from finetune_advisor import similarity
-    from finetune_advisor.similarity import _decode_one, embed_images
+    from finetune_advisor.similarity import _CHANNELS_LAST_MIN_SIZE, _decode_one, embed_images
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,7 +94,10 @@ def main(argv=None) -> int:
             arrs = np.stack([_decode_one(pth, size) for pth in paths])
             mean = torch.tensor([255.0 * m for m in bb.mean]).view(1, 3, 1, 1)
             std = torch.tensor([255.0 * s for s in bb.std]).view(1, 3, 1, 1)
-            x_all = ((torch.from_numpy(arrs).permute(0, 3, 1, 2).float() - mean) / std).contiguous()
+            x_all = (torch.from_numpy(arrs).permute(0, 3, 1, 2).float() - mean) / std
+            # the same memory layout embed_images feeds the network (channels_last from 160 px)
+            x_all = x_all.contiguous(memory_format=torch.channels_last if size >= _CHANNELS_LAST_MIN_SIZE
+                                     else torch.contiguous_format)
 
             def raw():
                 with torch.inference_mode():

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             row["embedded"] = r.similarity.n_images_embedded if r.similarity else 0
             row["lr"] = r.config.lr
             rows.append(row)
-            print("  " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+            print("  " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                   flush=True)
         df = pd.DataFrame(rows)
         with pd.option_context("display.width", 220, "display.max_columns", 20, "display.float_format", "{:.2f}".format):
