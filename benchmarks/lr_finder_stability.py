@@ -25,11 +25,14 @@ averaged over the seeds (goal: ours <= 0.5 decade on every dataset and closer on
 valley). Note the advisor then divides the pick by 10 for "far" datasets; that is not applied
 here (this measures the pickers).
 
-    python benchmarks/lr_finder_stability.py            # = --quick: 2 datasets, 3 seeds, 5 rates
-    python benchmarks/lr_finder_stability.py --full     # every dataset, 5 seeds, 8 rates x 2 seeds
+    python benchmarks/lr_finder_stability.py            # cpu sizes: the 6 stand-ins, 5 seeds, 7 rates
+    python benchmarks/lr_finder_stability.py --quick    # 2 datasets, 3 seeds, 5 rates (a smoke run)
+    python benchmarks/lr_finder_stability.py --full     # every folder, 5 seeds, 100/class, 8 rates x 2 seeds
     python benchmarks/lr_finder_stability.py --datasets draw-quickdraw --seeds 5 --csv out/lr.csv
 
-Full settings (``--full``): all 7 folders of shared/data, 5 finder seeds, 8 rates in 1e-5..1e-1,
+Default (cpu sizes): the six reference stand-ins (not the 200-class Tiny-ImageNet sample, whose
+sweeps cost as much as the other six together; add it with ``--datasets``), 5 finder seeds, 40
+images a class, 7 grid rates x 1 seed x 2 epochs. Full settings (``--full``): all 7 folders of shared/data, 5 finder seeds, 8 rates in 1e-5..1e-1,
 2 grid seeds, 3 epochs per grid point, 64 px, 100 images per class. On 2 shared CPU cores that
 is hours; run it on a quiet machine. Reference point measured here with fastai defaults on
 Quick Draw (frozen ResNet-50, 64 px, 5 seeds): max/min spread 2.5x valley, 631x steep, 33x slide.
@@ -106,9 +109,9 @@ def _save(path: str | None, record: dict) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(SHARED / "data"))
-    p.add_argument("--datasets", nargs="+", help="folders under --data (default: quick 2 / full all)")
+    p.add_argument("--datasets", nargs="+", help="folders under --data (default: the 6 stand-ins; quick 2; full all 7)")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE)
-    p.add_argument("--seeds", type=int, help="finder seeds (quick 3, full 5)")
+    p.add_argument("--seeds", type=int, help="finder seeds (default 5, quick 3)")
     p.add_argument("--per-class", type=int, help="images per class in the subset (quick 40, full 100)")
     p.add_argument("--size", type=int, default=64, help="image size (cpu profile: 64)")
     p.add_argument("--lr-steps", type=int, default=100)
@@ -116,24 +119,25 @@ def main(argv=None) -> int:
                    help="loss the finder records (default: find_lr's default)")
     p.add_argument("--cutoff", type=float, help="suggest_lr cut-off, cycles per decade (default: its default)")
     p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--rates", type=int, help="grid rates in --lr-range (quick 5, full 8)")
+    p.add_argument("--rates", type=int, help="grid rates in --lr-range (default 7, quick 5, full 8)")
     p.add_argument("--lr-range", type=float, nargs=2, default=[1e-5, 1e-1])
     p.add_argument("--grid-seeds", type=int, help="training seeds per grid rate (quick 1, full 2)")
     p.add_argument("--grid-epochs", type=int, help="fit_one_cycle epochs per grid point (quick 2, full 3)")
     p.add_argument("--no-grid", action="store_true", help="stability only")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="small settings (the default)")
+    g.add_argument("--quick", action="store_true", help="a smoke run: 2 datasets, 3 seeds, 5 rates")
     g.add_argument("--full", action="store_true", help="the documented full settings")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.add_argument("--csv", help="write the per-dataset table here (and <csv>.runs.csv the raw picks)")
     p.add_argument("--save-curves", help="append every sweep (lrs, raw losses) and grid point to this JSON-lines "
                                          "file, for benchmarks/lr_finder_tuning.py")
     args = p.parse_args(argv)
-    full = args.full
-    args.datasets = args.datasets or (ALL_DATASETS if full else ["draw-quickdraw", "pets-oxford"])
-    args.seeds = args.seeds or (5 if full else 3)
+    full, quick = args.full, args.quick
+    args.datasets = args.datasets or (ALL_DATASETS if full else ["draw-quickdraw", "pets-oxford"] if quick
+                                      else ALL_DATASETS[:-1])
+    args.seeds = args.seeds or (3 if quick else 5)
     args.per_class = args.per_class or (100 if full else 40)
-    args.rates = args.rates or (8 if full else 5)
+    args.rates = args.rates or (8 if full else 5 if quick else 7)
     args.grid_seeds = args.grid_seeds or (2 if full else 1)
     args.grid_epochs = args.grid_epochs or (3 if full else 2)
     logging.basicConfig(level=logging.ERROR, format="%(message)s", stream=sys.stderr)
@@ -207,7 +211,7 @@ def main(argv=None) -> int:
                     learn = build_learner(cfg, ds, backbone=bb, dls=dls, seed=100 + gs)
                     with learn.no_bar(), learn.no_logging():
                         learn.fit_one_cycle(args.grid_epochs, float(lr))
-                    loss = float(learn.validate()[0])
+                        loss = float(learn.validate()[0])
                     losses.append(loss if math.isfinite(loss) else math.nan)
                 vl.append(float(np.nanmean(losses)) if np.isfinite(losses).any() else math.nan)
                 _save(args.save_curves, {"kind": "grid", "dataset": name, "lr": float(lr),
