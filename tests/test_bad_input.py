@@ -440,6 +440,7 @@ def _fake_losses(monkeypatch, curve):
         def after_batch(self):
             super().after_batch()
             self.rec_losses[-1] = float(curve(len(self.rec_losses) - 1))
+            self.rec_train_losses[-1] = self.rec_losses[-1]   # the fallback curve too
 
     monkeypatch.setattr(lr_finder, "_recorder_class", lambda: Fake)
 
