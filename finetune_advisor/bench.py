@@ -858,7 +858,8 @@ def plot_heatmap(improvement: "pd.DataFrame", path: str | os.PathLike | None = N
     data = improvement.to_numpy(dtype=float)
     finite = data[np.isfinite(data)]
     lim = max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6)
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * data.shape[1] + 2), max(2.5, 0.5 * data.shape[0] + 1.5)))
+    # ~3.5 in below the rows for the rotated cell labels, so a one-row study stays readable
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * data.shape[1] + 2), 0.5 * data.shape[0] + 3.5))
     im = ax.imshow(data, cmap="RdBu", norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), aspect="auto")
     ax.set_xticks(range(data.shape[1]), [str(c) for c in improvement.columns], rotation=60, ha="right")
     ax.set_yticks(range(data.shape[0]), [str(r) for r in improvement.index])
