@@ -420,7 +420,7 @@ def find_lr(learn: "Learner", *,
                                     show_plot=False, suggest_funcs=_fastai_suggest_funcs())
     finally:
         learn.remove_cb(recorder)
-        _restore_if_changed(learn.model, snapshot)
+        _restore_if_changed(learn.model, snapshot, expected=loss == "valid" and bn_warmup > 0)
         for rng, state in rngs:
             rng.setstate(state)
     return _result(recorder, suggestions, loss, num_it, suggest_kwargs or {})
@@ -524,9 +524,10 @@ def _fixed_valid_batches(learn: "Learner", k: int) -> list:
     return batches
 
 
-def _restore_if_changed(model: Any, snapshot: Mapping[str, Any]) -> None:
+def _restore_if_changed(model: Any, snapshot: Mapping[str, Any], *, expected: bool = False) -> None:
     """Put ``snapshot`` back when the model's state differs from it (fastai restores the weights
-    in ``after_fit``, which an exception during the sweep skips)."""
+    in ``after_fit``, which an exception during the sweep skips). ``expected``: the BatchNorm
+    warm-up ran before fastai's own save, so a difference is normal (logged at debug level)."""
     import torch
 
     state = model.state_dict()
@@ -536,7 +537,8 @@ def _restore_if_changed(model: Any, snapshot: Mapping[str, Any]) -> None:
                                                and torch.equal(state[k].nan_to_num(), snapshot[k].nan_to_num()))
         for k in snapshot)
     if not same:
-        log.warning("the LR range test left the weights changed; restoring them from a snapshot")
+        (log.debug if expected else log.warning)(
+            "the LR range test left the weights changed; restoring them from a snapshot")
         model.load_state_dict(snapshot)
 
 
