@@ -178,9 +178,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], *,
     start = _search_start(skip_start, stop)
     index = start + int(np.argmin(slope[start:stop + 1]))
     if slope[index] >= 0:
-        raise LRFinderError(f"the smoothed loss never decreases between lr={10 ** x[start]:.2e} and "
-                            f"lr={10 ** x[stop]:.2e}; no learning rate can be suggested",
-                            hint="start the sweep at a lower start_lr")
+        raise _NoDescentError(f"the smoothed loss never decreases between lr={10 ** x[start]:.2e} and "
+                              f"lr={10 ** x[stop]:.2e}; no learning rate can be suggested",
+                              hint="start the sweep at a lower start_lr")
     lr = float(np.asarray(lrs, dtype=float).ravel()[index])  # the input value, not 10**log10
     if refine and start < index < stop and index + 1 < len(slope):
         s0, s1, s2 = slope[index - 1:index + 2]
@@ -248,13 +248,17 @@ def _smooth(x: np.ndarray, y: np.ndarray, *, filter: str, order: int, cutoff: fl
     return signal.savgol_filter(y, window, order, mode="interp")
 
 
+class _NoDescentError(LRFinderError):
+    """The curve never falls: what find_lr's fallback to the training loss catches."""
+
+
 def _check_descends(smoothed: np.ndarray, x: np.ndarray, min_drop: float) -> int:
     """Index of the smoothed minimum; raise when the curve does not fall before it."""
     stop = int(np.argmin(smoothed))
     peak = float(np.max(smoothed[:stop + 1]))
     drop = (peak - smoothed[stop]) / max(abs(peak), 1e-12)
     if stop == 0 or drop < min_drop:
-        raise LRFinderError(
+        raise _NoDescentError(
             f"the smoothed loss never decreases meaningfully between lr={10 ** x[0]:.2e} and "
             f"lr={10 ** x[-1]:.2e} (largest drop {100 * drop:.1f}% < {100 * min_drop:.0f}%); "
             "no learning rate can be suggested",
@@ -437,11 +441,11 @@ def _result(recorder: Any, suggestions: Any, loss: str, num_it: int,
             hint="check the inputs (normalisation, NaN pixels), the labels and the loss function")
     try:
         s = suggest_lr(lrs, raw, **suggest_kwargs)
-    except LRFinderError as exc:
+    except _NoDescentError as exc:
         # A head that starts at the label priors can leave the validation loss flat through
         # the sweep (protein-hpa, 200 images, 28 labels: a 0.4% drop); the training loss of
         # the same sweep, recorded alongside for free, still shows the descent.
-        if loss != "valid" or "never decreases" not in exc.message:
+        if loss != "valid":
             raise
         train = np.asarray(recorder.rec_train_losses, dtype=float)
         try:
@@ -449,7 +453,7 @@ def _result(recorder: Any, suggestions: Any, loss: str, num_it: int,
         except LRFinderError:
             raise exc from None
         log.warning("LR range test: the validation loss is flat (%s); suggesting from the training loss "
-                    "of the same sweep", exc.message.split("(", 1)[-1].split(")")[0])
+                    "of the same sweep", exc.message)
         raw, loss = train, "train"
     return LRFinderResult(
         lr=s.lr, lrs=tuple(lrs.tolist()), losses_raw=tuple(raw.tolist()),
@@ -497,12 +501,9 @@ def _warm_up_batchnorm(learn: "Learner", n_batches: int) -> None:
     model.train()
     try:
         with torch.no_grad():
-            done = 0
-            for batch in itertools.chain.from_iterable(itertools.repeat(learn.dls.train)):
+            batches = itertools.chain.from_iterable(itertools.repeat(learn.dls.train))  # epochs, as needed
+            for batch in itertools.islice(batches, n_batches):
                 model(*batch[:learn.dls.n_inp])
-                done += 1
-                if done >= n_batches:
-                    break
     finally:
         model.train(was_training)
 

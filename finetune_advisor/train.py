@@ -786,14 +786,12 @@ def majority_baseline(train_items: Sequence[Item], valid_items: Sequence[Item], 
     if not valid_items:
         raise DatasetError("majority baseline needs at least one validation image")
     if multi_label:
-        n = max(len(train_items), 1)
-        counts = Counter(lab for it in train_items for lab in set(it.labels))
-        predicted = {c for c in classes if counts[c] * 2 > n}
-        hits = sum((c in predicted) == (c in set(it.labels)) for it in valid_items for c in classes)
-        value = hits / (len(valid_items) * max(len(classes), 1))
         prior = dict(zip(classes, label_priors(train_items, classes, multi_label=True)))
-        loss = -sum(math.log(prior[c] if c in set(it.labels) else 1 - prior[c])
-                    for it in valid_items for c in classes) / (len(valid_items) * max(len(classes), 1))
+        predicted = {c for c in classes if prior[c] > 0.5}   # in more than half of the images
+        decisions = [(c in set(it.labels), c) for it in valid_items for c in classes]
+        value = sum(present == (c in predicted) for present, c in decisions) / max(len(decisions), 1)
+        loss = -sum(math.log(prior[c] if present else 1 - prior[c])
+                    for present, c in decisions) / max(len(decisions), 1)
         return {"metric": "accuracy_multi", "value": float(value), "prediction": sorted(predicted),
                 "log_loss": float(loss)}
     counts = Counter(it.labels[0] for it in train_items)
