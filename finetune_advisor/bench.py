@@ -454,6 +454,8 @@ def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed:
             "valid_loss": float(res.final_metrics.get("valid_loss", float("nan"))),
             "best_metric": float(hist[metric].max()) if best else float("nan"),
             "epochs_to_best": best, "wall_time_s": float(res.wall_time_s),
+            # multi-label: a ranking metric beside accuracy_multi, which the all-negative answer wins
+            "roc_auc_macro": float(res.final_metrics.get("roc_auc_macro", float("nan"))),
             "n_train": res.n_train, "n_valid": res.n_valid, "backbone_used": res.backbone}
 
 
@@ -786,7 +788,7 @@ def study_status(study) -> dict[str, Any]:
 # --- outputs --------------------------------------------------------------------------------
 
 RESULT_COLUMNS = ["dataset", "fraction", "parameter", "value", "label", "seed", "metric", "metric_name",
-                  "valid_loss", "epochs_to_best", "wall_time_s", "trial", "same_as"]
+                  "valid_loss", "roc_auc_macro", "epochs_to_best", "wall_time_s", "trial", "same_as"]
 
 
 def results_table(study) -> "pd.DataFrame":
@@ -803,7 +805,7 @@ def results_table(study) -> "pd.DataFrame":
         row = {"dataset": a["dataset"], "fraction": a["fraction"], "parameter": a["parameter"],
                "value": a["value"], "label": a["label"], "seed": a["seed"], "metric": t.value,
                "metric_name": a.get("metric_name"), "valid_loss": a.get("valid_loss"),
-               "epochs_to_best": a.get("epochs_to_best"), "wall_time_s": a.get("wall_time_s"),
+               "roc_auc_macro": a.get("roc_auc_macro"), "epochs_to_best": a.get("epochs_to_best"), "wall_time_s": a.get("wall_time_s"),
                "trial": t.number, "same_as": None}
         by_key.setdefault(a["key"], row)
         rows.append(row)
@@ -877,33 +879,53 @@ def plot_heatmap(improvement: "pd.DataFrame", path: str | os.PathLike | None = N
     return fig
 
 
-def regret_summary(results: "pd.DataFrame") -> "pd.DataFrame":
-    """Per dataset and fraction: the baseline (mean, std), the best cell, the regret (best -
-    baseline, in metric points) and the baseline's margin over each anchor."""
+def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
+                   higher_is_better: bool = True) -> "pd.DataFrame":
+    """Per dataset and fraction: the baseline (mean, std over seeds), the best cell, the regret
+    (best - baseline, in metric points, >= 0) and the baseline's margin over each anchor.
+
+    ``metric`` is any numeric column of :func:`results_table` (``"valid_loss"`` with
+    ``higher_is_better=False``; ``"roc_auc_macro"`` for multi-label). A margin is positive when
+    the baseline is better; ``margin_std_over_<anchor>`` is the spread of the per-seed paired
+    differences (same seed, same split), NaN with fewer than two shared seeds.
+
+    >>> reg = regret_summary(results_table(study))                       # doctest: +SKIP
+    >>> reg[["dataset", "fraction", "regret", "margin_over_fastai_fine_tune"]]   # doctest: +SKIP
+    """
     import pandas as pd
 
+    sign = 1.0 if higher_is_better else -1.0
     rows = []
-    for (ds, frac), g in results.groupby(["dataset", "fraction"]):
-        stats = g.groupby("label")["metric"].agg(["mean", "std", "count"])
+    for (ds, frac), g in results.dropna(subset=[metric]).groupby(["dataset", "fraction"]):
+        stats = g.groupby("label")[metric].agg(["mean", "std", "count"])
         if "baseline" not in stats.index:
             continue
         base = stats.loc["baseline"]
-        best_label = stats["mean"].idxmax()
-        row = {"dataset": ds, "fraction": frac, "metric_name": g["metric_name"].iloc[0],
+        best_label = (sign * stats["mean"]).idxmax()
+        by_seed = g.pivot_table(index="seed", columns="label", values=metric, aggfunc="first")
+        row = {"dataset": ds, "fraction": frac,
+               "metric_name": g["metric_name"].iloc[0] if metric == "metric" else metric,
                "baseline_mean": base["mean"], "baseline_std": base["std"], "n_seeds": int(base["count"]),
                "best_cell": best_label, "best_mean": stats.loc[best_label, "mean"],
-               "regret": stats.loc[best_label, "mean"] - base["mean"],
-               "rank_of_baseline": int((stats["mean"] > base["mean"]).sum()) + 1, "n_cells": len(stats)}
+               "regret": sign * (stats.loc[best_label, "mean"] - base["mean"]),
+               "rank_of_baseline": int((sign * stats["mean"] > sign * base["mean"]).sum()) + 1,
+               "n_cells": len(stats)}
         for a in ANCHORS:
             lab = f"anchor:{a}"
-            row[f"margin_over_{a}"] = base["mean"] - stats.loc[lab, "mean"] if lab in stats.index else float("nan")
+            have = lab in stats.index
+            row[f"{a}_mean"] = stats.loc[lab, "mean"] if have else float("nan")
+            row[f"{a}_std"] = stats.loc[lab, "std"] if have else float("nan")
+            row[f"margin_over_{a}"] = sign * (base["mean"] - stats.loc[lab, "mean"]) if have else float("nan")
+            paired = (sign * (by_seed["baseline"] - by_seed[lab])).dropna() if have else pd.Series(dtype=float)
+            row[f"margin_std_over_{a}"] = paired.std() if len(paired) > 1 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def write_outputs(study, out_dir: str | os.PathLike) -> dict[str, str]:
     """Write ``results.csv`` (+ ``results.parquet`` when pyarrow/fastparquet is installed),
-    ``improvement.csv``, ``heatmap.png``, ``regret.csv`` and ``status.json``; return their paths."""
+    ``improvement.csv``, ``heatmap.png``, ``regret.csv`` (``regret_roc_auc_macro.csv`` too when a
+    multi-label dataset ran) and ``status.json``; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -925,6 +947,10 @@ def write_outputs(study, out_dir: str | os.PathLike) -> dict[str, str]:
     if reg is not None and not reg.empty:
         reg.to_csv(out / "regret.csv", index=False)
         files["regret"] = str(out / "regret.csv")
+    if df["roc_auc_macro"].notna().any():
+        auc = regret_summary(df, "roc_auc_macro")
+        auc.to_csv(out / "regret_roc_auc_macro.csv", index=False)
+        files["regret_roc_auc_macro"] = str(out / "regret_roc_auc_macro.csv")
     (out / "status.json").write_text(json.dumps(study_status(study), indent=2, default=str))
     files["status"] = str(out / "status.json")
     return files

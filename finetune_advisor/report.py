@@ -976,13 +976,43 @@ def _bench_section(path: Path | None) -> Section:
             rows = [[r.get(c, "") for c in columns] for r in obj]
     if columns:
         data["regret"] = [dict(zip(columns, r)) for r in rows]
-        tables.append(Table(columns, [[_fmt_cell(v) for v in r] for r in rows[:MAX_TABLE_ROWS]],
+        columns, cells = _compact_regret(columns, rows)
+        tables.append(Table(columns, cells[:MAX_TABLE_ROWS],
                             caption="Regret" + (f" (first {MAX_TABLE_ROWS} of {len(rows)} rows)"
                                                 if len(rows) > MAX_TABLE_ROWS else ""), css_class="regret"))
     else:
         notes.append(f"No regret.csv (or regret.json) in {path}.")
     return Section("benchmark", title, notes=notes, figures=figures, tables=tables, data=data,
                    available=bool(figures or tables))
+
+
+def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
+    """``bench.regret_summary``'s wide table as "mean ± std" cells, one margin column per anchor;
+    any other table is shown as it is."""
+    if not {"baseline_mean", "baseline_std", "best_cell", "regret"} <= set(columns):
+        return columns, [[_fmt_cell(v) for v in r] for r in rows]
+
+    def num(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    def pm(mean: Any, std: Any) -> str:
+        m, sd = num(mean), num(std)
+        return "–" if not math.isfinite(m) else _fmt_value(m) + (f" ± {_fmt_value(sd)}" if math.isfinite(sd) else "")
+
+    anchors = [c[len("margin_over_"):] for c in columns if c.startswith("margin_over_")]
+    head = ["dataset", "fraction", "metric", "baseline (mean ± std)", "seeds", "best cell", "regret",
+            *[f"margin over {a}" for a in anchors]]
+    out = []
+    for r in rows:
+        d = dict(zip(columns, r))
+        out.append([str(d.get("dataset", "")), _fmt_cell(num(d.get("fraction"))), str(d.get("metric_name", "")),
+                    pm(d["baseline_mean"], d["baseline_std"]), str(d.get("n_seeds", "")), str(d["best_cell"]),
+                    _fmt_cell(num(d["regret"])),
+                    *[pm(d.get(f"margin_over_{a}"), d.get(f"margin_std_over_{a}")) for a in anchors]])
+    return head, out
 
 
 # --- section 6: warnings and next steps -----------------------------------------------------

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from finetune_advisor import bench
@@ -289,6 +290,30 @@ def test_table_heatmap_and_regret_from_a_synthetic_study(tmp_path, helper):
     assert len(reg) == 4 and (reg["regret"] >= 0).all()
     assert {"margin_over_fastai_fine_tune", "margin_over_lr_find_valley"} <= set(reg.columns)
     assert out["status"]["n_remaining"] == 0
+
+
+def test_regret_summary_margins_are_paired_by_seed_and_follow_the_metric_direction():
+    import pandas as pd
+    rows = []
+    for seed, (base, ft, auc_base, auc_ft) in enumerate([(0.60, 0.50, 0.70, 0.80), (0.70, 0.50, 0.72, 0.80),
+                                                          (0.80, 0.80, 0.74, 0.80)]):
+        rows += [{"dataset": "x", "fraction": 1.0, "label": "baseline", "seed": seed, "metric": base,
+                  "metric_name": "accuracy_multi", "valid_loss": 1 - base, "roc_auc_macro": auc_base},
+                 {"dataset": "x", "fraction": 1.0, "label": "anchor:fastai_fine_tune", "seed": seed, "metric": ft,
+                  "metric_name": "accuracy_multi", "valid_loss": 1 - ft, "roc_auc_macro": auc_ft}]
+    df = pd.DataFrame(rows)
+    reg = bench.regret_summary(df).iloc[0]
+    assert reg["best_cell"] == "baseline" and reg["regret"] == 0 and reg["rank_of_baseline"] == 1
+    assert reg["margin_over_fastai_fine_tune"] == pytest.approx(0.1)
+    assert reg["fastai_fine_tune_mean"] == pytest.approx(0.6) and reg["fastai_fine_tune_std"] > 0
+    assert reg["margin_std_over_fastai_fine_tune"] == pytest.approx(pd.Series([0.1, 0.2, 0.0]).std())
+    assert np.isnan(reg["margin_over_lr_find_valley"])               # anchor not in the table
+    # lower is better: the baseline's valid loss is lower, so its margin is positive too
+    loss = bench.regret_summary(df, "valid_loss", higher_is_better=False).iloc[0]
+    assert loss["best_cell"] == "baseline" and loss["margin_over_fastai_fine_tune"] == pytest.approx(0.1)
+    auc = bench.regret_summary(df, "roc_auc_macro").iloc[0]
+    assert auc["best_cell"] == "anchor:fastai_fine_tune" and auc["regret"] == pytest.approx(0.08)
+    assert auc["metric_name"] == "roc_auc_macro" and auc["margin_over_fastai_fine_tune"] == pytest.approx(-0.08)
 
 
 def test_cli_bench_status(tmp_path, helper, capsys):

@@ -293,6 +293,26 @@ def test_training_run_and_benchmark_are_embedded(made, tmp_path):
     assert any("No heatmap.png" in n for n in b.notes) and any("No regret.csv" in n for n in b.notes)
 
 
+def test_bench_regret_table_is_shown_compact_with_spreads(made, tmp_path):
+    import pandas as pd
+    from finetune_advisor import bench as bench_mod
+    rows = [{"dataset": "cancer", "fraction": 1.0, "label": lab, "seed": seed, "metric": m + 0.01 * seed,
+             "metric_name": "accuracy"}
+            for seed in range(3) for lab, m in [("baseline", 0.5), ("anchor:fastai_fine_tune", 0.6)]]
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    bench_mod.regret_summary(pd.DataFrame(rows)).to_csv(folder / "regret.csv", index=False)
+    b = build_report(made[1], bench=folder).section("benchmark")
+    t = b.tables[0]
+    assert t.columns[:7] == ["dataset", "fraction", "metric", "baseline (mean ± std)", "seeds", "best cell", "regret"]
+    row = dict(zip(t.columns, t.rows[0]))
+    assert row["baseline (mean ± std)"].startswith("0.51") and " ± " in row["baseline (mean ± std)"]
+    assert row["best cell"] == "anchor:fastai_fine_tune" and row["seeds"] == "3"
+    assert row["margin over fastai_fine_tune"].startswith("-0.1")     # paired std is 0: same offsets per seed
+    assert row["margin over lr_find_valley"] == "–"
+    assert b.data["regret"][0]["margin_std_over_fastai_fine_tune"] not in ("", None)   # full table kept
+
+
 @pytest.mark.parametrize("kwarg", ["run_dir", "bench"])
 def test_missing_run_or_bench_folder_is_a_clear_error(made, tmp_path, kwarg):
     missing = tmp_path / "nope"
