@@ -33,6 +33,14 @@ EPILOG_TRAIN = """examples:
   finetune-advisor train data/pets --config config.json --out runs/pets
 """
 
+EPILOG_BENCH = """examples:
+  finetune-advisor bench run --profile cpu --seeds 3            # the six stand-ins (+ your copies), resumable
+  finetune-advisor bench run --study mine --storage postgresql://me@db/bench   # on each machine
+  finetune-advisor bench run --dataset mine=data/mine --datasets pets --fractions 1.0
+  finetune-advisor bench status --study mine --storage postgresql://me@db/bench
+  finetune-advisor bench outputs --study mine --storage postgresql://me@db/bench --out bench/mine
+"""
+
 EPILOG_REPORT = """examples:
   finetune-advisor report data/pets --out pets.html                 # recommend, then report
   finetune-advisor report data/pets --config config.json --out pets.html
@@ -149,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
-    p = _add(sub, "bench", None, common, None,
+    p = _add(sub, "bench", None, common, EPILOG_BENCH,
              "the study's one-at-a-time sweep over the reference datasets (resumable, distributable)")
     bench_sub = p.add_subparsers(title="bench commands", metavar="COMMAND")
     b = _add(bench_sub, "run", cmd_bench, common, None,
@@ -176,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", default="bench")
     s.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///bench/<study>/bench.db)")
     s.add_argument("--json", action="store_true")
+    o = _add(bench_sub, "outputs", cmd_bench_outputs, common, None,
+             "write a study's results table, heatmap and regret summary (runs nothing)")
+    o.add_argument("--study", default="bench")
+    o.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///bench/<study>/bench.db)")
+    o.add_argument("--out", help="output folder (default: bench/<study>)")
+    o.add_argument("--json", action="store_true", help="print the output files as JSON")
 
     p = _add(sub, "report", cmd_report, common, EPILOG_REPORT,
              "write one self-contained HTML (or Markdown) report: config, dataset, similarity, LR finder")
@@ -507,15 +521,27 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_bench_status(args) -> int:
+def _existing_study(args):
     from . import bench
     storage = args.storage or f"sqlite:///{(Path('bench') / args.study / 'bench.db').resolve()}"
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
         from .exceptions import ConfigError
         raise ConfigError(f"no bench database at {storage[len('sqlite:///'):]}",
                           hint="pass --storage, or start one with 'finetune-advisor bench run'")
-    status = bench.study_status(bench.open_study(args.study, storage, create=False))
+    return bench.open_study(args.study, storage, create=False)
+
+
+def cmd_bench_status(args) -> int:
+    from . import bench
+    status = bench.study_status(_existing_study(args))
     print(json.dumps(status, indent=2, default=str) if args.json else format_bench_status(status))
+    return 0
+
+
+def cmd_bench_outputs(args) -> int:
+    from . import bench
+    files = bench.write_outputs(_existing_study(args), Path(args.out) if args.out else Path("bench") / args.study)
+    print(json.dumps(files, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in files.items()))
     return 0
 
 

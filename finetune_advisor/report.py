@@ -987,8 +987,8 @@ def _bench_section(path: Path | None) -> Section:
 
 
 def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
-    """``bench.regret_summary``'s wide table as "mean ± std" cells, one margin column per anchor;
-    any other table is shown as it is."""
+    """``bench.regret_summary``'s wide table as "mean ± std" cells (metric points, 3 decimals), one
+    margin column per anchor; any other table is shown as it is."""
     if not {"baseline_mean", "baseline_std", "best_cell", "regret"} <= set(columns):
         return columns, [[_fmt_cell(v) for v in r] for r in rows]
 
@@ -1000,7 +1000,7 @@ def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str
 
     def pm(mean: Any, std: Any) -> str:
         m, sd = num(mean), num(std)
-        return "–" if not math.isfinite(m) else _fmt_value(m) + (f" ± {_fmt_value(sd)}" if math.isfinite(sd) else "")
+        return "–" if not math.isfinite(m) else f"{m:.3f}" + (f" ± {sd:.3f}" if math.isfinite(sd) else "")
 
     anchors = [c[len("margin_over_"):] for c in columns if c.startswith("margin_over_")]
     head = ["dataset", "fraction", "metric", "baseline (mean ± std)", "seeds", "best cell", "regret",
@@ -1010,7 +1010,7 @@ def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str
         d = dict(zip(columns, r))
         out.append([str(d.get("dataset", "")), _fmt_cell(num(d.get("fraction"))), str(d.get("metric_name", "")),
                     pm(d["baseline_mean"], d["baseline_std"]), str(d.get("n_seeds", "")), str(d["best_cell"]),
-                    _fmt_cell(num(d["regret"])),
+                    pm(d["regret"], None),
                     *[pm(d.get(f"margin_over_{a}"), d.get(f"margin_std_over_{a}")) for a in anchors]])
     return head, out
 

@@ -326,6 +326,12 @@ def test_cli_bench_status(tmp_path, helper, capsys):
     st = json.loads(capsys.readouterr().out)
     assert st["n_grid"] == 2 and st["n_done"] == 2
     assert main(["bench", "status", "--study", "nope", "--storage", url]) == 1
+    out = tmp_path / "outputs"
+    assert main(["bench", "outputs", "--study", "syn", "--storage", url, "--out", str(out), "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)
+    assert {"results", "regret", "heatmap", "status"} <= set(files) and (out / "heatmap.png").is_file()
+    assert main(["bench", "outputs", "--study", "syn", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 1
+    assert "no bench database" in capsys.readouterr().err
 
 
 def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path, helper, capsys):
