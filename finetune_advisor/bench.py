@@ -47,7 +47,7 @@ __all__ = [
     "BenchProfile", "BENCH_PROFILES", "GRID", "LR_EXPONENTS", "FRACTIONS", "ANCHORS",
     "TrialSpec", "variation_config", "anchor_config", "expand_grid",
     "open_study", "prepare_study", "run_worker", "run_bench", "study_status",
-    "results_table", "improvement_table", "plot_heatmap", "regret_summary", "write_outputs",
+    "custom_profile", "results_table", "improvement_table", "plot_heatmap", "regret_summary", "write_outputs",
     "fraction_subset", "train_trial", "advise_baseline",
 ]
 
@@ -196,6 +196,28 @@ BENCH_PROFILES: dict[str, BenchProfile] = {
     "paper": BenchProfile("paper", "paper", image_size=224, head_epochs=5, unfrozen_epochs=15, batch_size=64,
                           max_images_per_class=None),
 }
+
+
+
+def custom_profile(base: str | BenchProfile, **overrides: int | None) -> BenchProfile:
+    """``base`` with some schedule fields replaced (``None`` values are ignored); its name
+    records the changes, so a study's stored settings tell the schedules apart.
+
+    >>> custom_profile("cpu", head_epochs=5, unfrozen_epochs=15).name
+    'cpu+head_epochs=5,unfrozen_epochs=15'
+    """
+    prof = BENCH_PROFILES[base] if isinstance(base, str) else base
+    changes = {k: int(v) for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - {"image_size", "head_epochs", "unfrozen_epochs", "batch_size", "max_images_per_class"}
+    if unknown:
+        raise ConfigError(f"unknown bench profile field(s) {sorted(unknown)}")
+    if any(v < 0 or (v == 0 and k not in ("head_epochs", "unfrozen_epochs")) for k, v in changes.items()):
+        raise ConfigError(f"bench profile values must be positive (epochs may be 0): {changes}")
+    if not changes:
+        return prof
+    name = prof.name + "+" + ",".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    return dataclasses.replace(prof, name=name, **changes)
+
 
 LR_EXPONENTS = (-1.0, -0.5, 0.0, 0.5, 1.0)        # lr = LR-finder rate x 10^k
 GRID: dict[str, tuple[float, ...]] = {            # Table 1, each varied alone around the baseline
@@ -569,7 +591,8 @@ def prepare_study(study, datasets: Sequence[BenchDataset], *, fractions: Sequenc
     advise_fn = advise_fn or advise_baseline
     attrs = study.user_attrs
     settings = {"fractions": [float(f) for f in fractions], "seeds": [int(s) for s in seeds],
-                "profile": prof.to_dict(), "grid": {k: list(map(float, v)) for k, v in (grid or GRID).items()},
+                "profile": prof.to_dict(),
+                "grid": {k: list(map(float, v)) for k, v in (GRID if grid is None else grid).items()},
                 "anchors": list(anchors), "datasets": [d.name for d in datasets]}
     if "settings" in attrs and attrs["settings"] != settings:
         raise ConfigError("this study was started with other settings (datasets, fractions, seeds, profile or grid)",

@@ -37,6 +37,8 @@ EPILOG_BENCH = """examples:
   finetune-advisor bench run --profile cpu --seeds 3            # the six stand-ins (+ your copies), resumable
   finetune-advisor bench run --study mine --storage postgresql://me@db/bench   # on each machine
   finetune-advisor bench run --dataset mine=data/mine --datasets pets --fractions 1.0
+  finetune-advisor bench run --study long --datasets draw --parameters --anchors no_similarity_rule \
+      --head-epochs 5 --unfrozen-epochs 15                      # baseline vs one anchor, longer schedule
   finetune-advisor bench status --study mine --storage postgresql://me@db/bench
   finetune-advisor bench outputs --study mine --storage postgresql://me@db/bench --out bench/mine
 """
@@ -174,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fractions", nargs="+", type=float, default=[0.2, 1.0])
     b.add_argument("--seeds", type=int, default=3, help="repeats per cell (default: %(default)s)")
     b.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    for field, what in [("head-epochs", "head (frozen) epochs"), ("unfrozen-epochs", "unfrozen epochs"),
+                        ("image-size", "image size in px"), ("max-images-per-class", "images a class cap")]:
+        b.add_argument(f"--{field}", type=int, help=f"override the profile's {what}")
+    b.add_argument("--parameters", nargs="*", metavar="P",
+                   help="Table 1 parameters to vary (default: all; none: baselines and anchors only)")
+    b.add_argument("--anchors", nargs="*", metavar="A",
+                   help="anchors to run (default: fastai_fine_tune lr_find_valley no_similarity_rule)")
     b.add_argument("--backbone", help="backbone for the recommendations (default: chosen by dataset size)")
     b.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     b.add_argument("--n-trials", type=int, help="stop this worker after N trials")
@@ -507,8 +516,14 @@ def cmd_bench(args) -> int:
         datasets = bench.resolve_datasets(args.datasets or None, paths=_name_paths(args.data_path),
                                           extra=_name_paths(args.dataset))
         options = {"backbone": args.backbone, "similarity": not args.no_similarity}
+        profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
+                                       unfrozen_epochs=args.unfrozen_epochs,
+                                       max_images_per_class=args.max_images_per_class)
+        grid = None if args.parameters is None else _grid_subset(args.parameters)
+        anchors = bench.ANCHORS if args.anchors is None else _known("anchor", args.anchors, bench.ANCHORS)
         result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
-                                 seeds=args.seeds, profile=args.profile, advise_options=options,
+                                 seeds=args.seeds, profile=profile, grid=grid, anchors=tuple(anchors),
+                                 advise_options=options,
                                  n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
                                  progress=not args.quiet)
         result.pop("study")
@@ -519,6 +534,19 @@ def cmd_bench(args) -> int:
         for kind, path in result["files"].items():
             print(f"{kind}: {path}")
     return 0
+
+
+def _known(kind: str, names: list[str], choices) -> list[str]:
+    bad = [n for n in names if n not in choices]
+    if bad:
+        from .exceptions import ConfigError
+        raise ConfigError(f"unknown {kind}(s) {', '.join(bad)}", hint=f"choose from {', '.join(choices)}")
+    return names
+
+
+def _grid_subset(parameters: list[str]) -> dict:
+    from . import bench
+    return {p: bench.GRID[p] for p in _known("parameter", parameters, list(bench.GRID))}
 
 
 def _existing_study(args):

@@ -123,6 +123,24 @@ def test_far_divisor_in_sync_with_heuristics():
     assert bench.LR_FAR_DIVISOR == heuristics.LR_FAR_DIVISOR
 
 
+def test_custom_profile_overrides_the_schedule_and_names_it():
+    prof = bench.custom_profile("cpu", head_epochs=5, unfrozen_epochs=15, image_size=None)
+    assert (prof.head_epochs, prof.unfrozen_epochs, prof.image_size) == (5, 15, 64)
+    assert prof.name == "cpu+head_epochs=5,unfrozen_epochs=15" and prof.config_profile == "cpu"
+    assert bench.custom_profile("paper") is bench.BENCH_PROFILES["paper"]
+    with pytest.raises(bench.ConfigError):
+        bench.custom_profile("cpu", image_size=0)
+
+
+@pytest.mark.parametrize("flag, value, message", [("--parameters", "bogus", "unknown parameter(s) bogus"),
+                                                   ("--anchors", "nah", "unknown anchor(s) nah"),
+                                                   ("--head-epochs", "-1", "must be positive")])
+def test_cli_bench_run_rejects_unknown_parameters_anchors_and_bad_schedules(tmp_path, capsys, flag, value, message):
+    from finetune_advisor.cli import main
+    assert main(["bench", "run", "--study", "x", "--out", str(tmp_path / "o"), flag, value]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_registry_reports_amazon_missing_and_finds_standins(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     for ref in bench.REFERENCE_DATASETS.values():
