@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import Config
-from .exceptions import ConfigError, DatasetError, FinetuneAdvisorError, LRFinderError
+from .exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ __all__ = [
     "BenchProfile", "BENCH_PROFILES", "GRID", "LR_EXPONENTS", "FRACTIONS", "ANCHORS",
     "TrialSpec", "variation_config", "anchor_config", "expand_grid",
     "open_study", "prepare_study", "run_worker", "run_bench", "study_status",
-    "custom_profile", "results_table", "improvement_table", "plot_heatmap", "regret_summary", "write_outputs",
+    "custom_profile", "select_grid", "select_anchors", "results_table", "improvement_table", "plot_heatmap", "regret_summary", "write_outputs",
     "fraction_subset", "train_trial", "advise_baseline",
 ]
 
@@ -197,6 +197,7 @@ BENCH_PROFILES: dict[str, BenchProfile] = {
                           max_images_per_class=None),
 }
 
+_SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(BenchProfile) if f.name not in ("name", "config_profile"))
 
 
 def custom_profile(base: str | BenchProfile, **overrides: int | None) -> BenchProfile:
@@ -208,9 +209,9 @@ def custom_profile(base: str | BenchProfile, **overrides: int | None) -> BenchPr
     """
     prof = BENCH_PROFILES[base] if isinstance(base, str) else base
     changes = {k: int(v) for k, v in overrides.items() if v is not None}
-    unknown = set(changes) - {"image_size", "head_epochs", "unfrozen_epochs", "batch_size", "max_images_per_class"}
+    unknown = set(changes) - set(_SCHEDULE_FIELDS)
     if unknown:
-        raise ConfigError(f"unknown bench profile field(s) {sorted(unknown)}")
+        raise ConfigError(f"unknown bench profile field(s) {sorted(unknown)}; choose from {list(_SCHEDULE_FIELDS)}")
     if any(v < 0 or (v == 0 and k not in ("head_epochs", "unfrozen_epochs")) for k, v in changes.items()):
         raise ConfigError(f"bench profile values must be positive (epochs may be 0): {changes}")
     if not changes:
@@ -231,6 +232,28 @@ FRACTIONS = (0.2, 1.0)
 ANCHORS = ("fastai_fine_tune", "lr_find_valley", "no_similarity_rule")
 FASTAI_BASE_LR = 2e-3
 LR_FAR_DIVISOR = 10.0                             # heuristics.LR_FAR_DIVISOR (kept in sync by a test)
+
+
+def _check_names(kind: str, names: Iterable[str], choices: Sequence[str]) -> None:
+    bad = [n for n in names if n not in choices]
+    if bad:
+        raise ConfigError(f"unknown {kind}(s) {', '.join(bad)}", hint=f"choose from {', '.join(choices)}")
+
+
+def select_grid(parameters: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """The part of :data:`GRID` that varies ``parameters`` (empty: baselines and anchors only).
+
+    >>> select_grid(["weight_decay"])
+    {'weight_decay': (0.01, 0.1, 0.0)}
+    """
+    _check_names("parameter", parameters, list(GRID))
+    return {p: GRID[p] for p in parameters}
+
+
+def select_anchors(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` checked against :data:`ANCHORS`."""
+    _check_names("anchor", names, ANCHORS)
+    return tuple(names)
 
 
 def _label(parameter: str, value: Any) -> str:
@@ -438,14 +461,9 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
     opts.setdefault("progress", False)
     ck = (str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
     if ck not in _ADVICE:
-        try:
-            _ADVICE[ck] = advise(dataset.path, profile=profile.config_profile, **opts)
-        except LRFinderError as exc:
-            # What the error tells a user to do (--no-lr-finder): the study's default rate.
-            log.warning("bench: %s; %s's baseline uses the study's default learning rate", exc.message, dataset.name)
-            rec = advise(dataset.path, profile=profile.config_profile, **{**opts, "lr_finder": False})
-            m = {**rec.config.measurements, "lr_finder_failed": exc.message}
-            _ADVICE[ck] = dataclasses.replace(rec, config=dataclasses.replace(rec.config, measurements=m))
+        # A range test that cannot suggest a rate: what its error tells a user to do
+        # (--no-lr-finder), the study's default rate, recorded as measurements["lr_finder_failed"].
+        _ADVICE[ck] = advise(dataset.path, profile=profile.config_profile, lr_finder_fallback=True, **opts)
     rec = _ADVICE[ck]
     cfg = rec.config
     if fraction < 1:
@@ -828,8 +846,8 @@ def results_table(study) -> "pd.DataFrame":
         row = {"dataset": a["dataset"], "fraction": a["fraction"], "parameter": a["parameter"],
                "value": a["value"], "label": a["label"], "seed": a["seed"], "metric": t.value,
                "metric_name": a.get("metric_name"), "valid_loss": a.get("valid_loss"),
-               "roc_auc_macro": a.get("roc_auc_macro"), "epochs_to_best": a.get("epochs_to_best"), "wall_time_s": a.get("wall_time_s"),
-               "trial": t.number, "same_as": None}
+               "roc_auc_macro": a.get("roc_auc_macro"), "epochs_to_best": a.get("epochs_to_best"),
+               "wall_time_s": a.get("wall_time_s"), "trial": t.number, "same_as": None}
         by_key.setdefault(a["key"], row)
         rows.append(row)
     for alias, target in (study.user_attrs.get("aliases") or {}).items():

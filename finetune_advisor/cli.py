@@ -519,10 +519,10 @@ def cmd_bench(args) -> int:
         profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
                                        unfrozen_epochs=args.unfrozen_epochs,
                                        max_images_per_class=args.max_images_per_class)
-        grid = None if args.parameters is None else _grid_subset(args.parameters)
-        anchors = bench.ANCHORS if args.anchors is None else _known("anchor", args.anchors, bench.ANCHORS)
+        grid = None if args.parameters is None else bench.select_grid(args.parameters)
+        anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(args.anchors)
         result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
-                                 seeds=args.seeds, profile=profile, grid=grid, anchors=tuple(anchors),
+                                 seeds=args.seeds, profile=profile, grid=grid, anchors=anchors,
                                  advise_options=options,
                                  n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
                                  progress=not args.quiet)
@@ -534,19 +534,6 @@ def cmd_bench(args) -> int:
         for kind, path in result["files"].items():
             print(f"{kind}: {path}")
     return 0
-
-
-def _known(kind: str, names: list[str], choices) -> list[str]:
-    bad = [n for n in names if n not in choices]
-    if bad:
-        from .exceptions import ConfigError
-        raise ConfigError(f"unknown {kind}(s) {', '.join(bad)}", hint=f"choose from {', '.join(choices)}")
-    return names
-
-
-def _grid_subset(parameters: list[str]) -> dict:
-    from . import bench
-    return {p: bench.GRID[p] for p in _known("parameter", parameters, list(bench.GRID))}
 
 
 def _existing_study(args):

@@ -73,6 +73,7 @@ def advise(dataset_path: str | Path, *,
            lr_finder: bool = True,
            lr_loss: str = "valid",
            lr_steps: int = 100,
+           lr_finder_fallback: bool = False,
            max_images: int = 4000,
            bootstrap: int = 200,
            seed: int = 0,
@@ -82,7 +83,9 @@ def advise(dataset_path: str | Path, *,
     ``backbone=None`` lets the size rule pick the ResNet; when its weights cannot be had
     (offline) and ``fallback`` is true, the shipped EfficientNet-Lite0 is used and the
     Config says so. ``similarity=False`` / ``lr_finder=False`` skip those measurements
-    (the rules then use the study's defaults and say so).
+    (the rules then use the study's defaults and say so). ``lr_finder_fallback=True``: when
+    the range test cannot suggest a rate, use the study's default as ``lr_finder=False`` would,
+    and keep the reason in ``measurements["lr_finder_failed"]`` instead of raising.
     """
     from . import data, heuristics
     from .backbones import create_backbone
@@ -134,7 +137,7 @@ def advise(dataset_path: str | Path, *,
         decode_failed.update(sim_result.failed_paths)
         timings["similarity"] = time.perf_counter() - clock
 
-    lr_result = None
+    lr_result, lr_failed = None, None
     if lr_finder:
         from .lr_finder import find_lr
         from .train import build_learner
@@ -149,9 +152,12 @@ def advise(dataset_path: str | Path, *,
             with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
                 lr_result = find_lr(learn, loss=lr_loss, num_it=lr_steps, seed=seed)
         except LRFinderError as exc:  # name the dataset and the CLI's way out
-            raise LRFinderError(f"LR range test on {dataset.root} failed: {exc.message}", path=dataset.root,
-                                hint=(f"{exc.hint}; " if exc.hint else "") + "or skip it with --no-lr-finder "
-                                     "(lr_finder=False) to use the study's default learning rate") from None
+            lr_failed = f"LR range test on {dataset.root} failed: {exc.message}"
+            if not lr_finder_fallback:
+                raise LRFinderError(lr_failed, path=dataset.root,
+                                    hint=(f"{exc.hint}; " if exc.hint else "") + "or skip it with --no-lr-finder "
+                                         "(lr_finder=False) to use the study's default learning rate") from None
+            log.warning("%s; using the study's default learning rate", lr_failed)
         timings["lr_finder"] = time.perf_counter() - clock
 
     if decode_failed:  # found while embedding or loading: count them with the header failures
@@ -163,6 +169,8 @@ def advise(dataset_path: str | Path, *,
     if lr_result is not None:
         measurements["lr_finder"] = {k: v for k, v in lr_result.to_dict().items()
                                      if k not in ("lrs", "losses_raw", "losses_smooth")}
+    if lr_failed is not None:
+        measurements["lr_finder_failed"] = lr_failed
     config = heuristics.recommend_config(
         dataset_profile,
         similarity=None if sim_result is None else sim_result.similarity,

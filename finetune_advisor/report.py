@@ -992,15 +992,10 @@ def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str
     if not {"baseline_mean", "baseline_std", "best_cell", "regret"} <= set(columns):
         return columns, [[_fmt_cell(v) for v in r] for r in rows]
 
-    def num(v: Any) -> float:
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return float("nan")
-
     def pm(mean: Any, std: Any) -> str:
-        m, sd = num(mean), num(std)
-        return "–" if not math.isfinite(m) else f"{m:.3f}" + (f" ± {sd:.3f}" if math.isfinite(sd) else "")
+        if not _finite(mean):
+            return "–"
+        return f"{float(mean):.3f}" + (f" ± {float(std):.3f}" if _finite(std) else "")
 
     anchors = [c[len("margin_over_"):] for c in columns if c.startswith("margin_over_")]
     head = ["dataset", "fraction", "metric", "baseline (mean ± std)", "seeds", "best cell", "regret",
@@ -1008,7 +1003,9 @@ def _compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str
     out = []
     for r in rows:
         d = dict(zip(columns, r))
-        out.append([str(d.get("dataset", "")), _fmt_cell(num(d.get("fraction"))), str(d.get("metric_name", "")),
+        frac = d.get("fraction")
+        out.append([str(d.get("dataset", "")), _fmt_cell(float(frac)) if _finite(frac) else str(frac or ""),
+                    str(d.get("metric_name", "")),
                     pm(d["baseline_mean"], d["baseline_std"]), str(d.get("n_seeds", "")), str(d["best_cell"]),
                     pm(d["regret"], None),
                     *[pm(d.get(f"margin_over_{a}"), d.get(f"margin_std_over_{a}")) for a in anchors]])

@@ -378,22 +378,23 @@ def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path,
 
 
 def test_baseline_without_a_finder_rate_uses_the_default_lr_and_says_so(tmp_path, monkeypatch):
-    import dataclasses as dc
-    import importlib
+    from finetune_advisor import lr_finder
     from finetune_advisor.bench import BENCH_PROFILES, advise_baseline
-    from finetune_advisor.exceptions import LRFinderError
-    calls = []
+    from finetune_advisor.heuristics import DEFAULT_LR
+    from finetune_advisor.testing import make_folder_dataset
 
-    def advise(path, *, profile, lr_finder=True, **kw):
-        calls.append(lr_finder)
-        if lr_finder:
-            raise LRFinderError("LR range test on x failed: the smoothed loss never decreases")
-        return dc.make_dataclass("Rec", ["config"])(Config(profile="cpu", lr=3e-3, lr_finetune=3e-4))
+    real = lr_finder._recorder_class()
 
-    # (finetune_advisor.recommend is the function; the module is imported by name)
-    monkeypatch.setattr(importlib.import_module("finetune_advisor.recommend"), "advise", advise)
-    cfg = advise_baseline(BenchDataset("flat", tmp_path, True, "custom"), 1.0, BENCH_PROFILES["cpu"])
-    assert calls == [True, False] and cfg.lr == 3e-3
+    class Flat(real):   # the sweep runs; the losses it records never decrease (valid and train)
+        def after_batch(self):
+            super().after_batch()
+            self.rec_losses[-1] = self.rec_train_losses[-1] = 2.0 + 0.01 * len(self.rec_losses)
+
+    monkeypatch.setattr(lr_finder, "_recorder_class", lambda: Flat)
+    root = make_folder_dataset(tmp_path / "flat", counts={"a": 10, "b": 10}, size=16)
+    options = {"backbone": "resnet18", "pretrained": False, "similarity": False, "lr_steps": 30}
+    cfg = advise_baseline(BenchDataset("flat", root, False, "custom"), 1.0, BENCH_PROFILES["cpu"], options)
+    assert cfg.lr == DEFAULT_LR and "lr_finder" not in cfg.measurements
     assert "never decreases" in cfg.measurements["lr_finder_failed"]
 
 
