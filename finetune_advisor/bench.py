@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -531,7 +532,7 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
         except KeyError:
             raise ConfigError(f"no study named {study_name!r} in {url}",
                               hint="start it with 'finetune-advisor bench run' (Python: run_bench)") from None
-    _STORAGES[study] = (rdb, url, heartbeat_interval)
+    _STORAGES[study] = (rdb, url, heartbeat_interval, grace_period or 2 * heartbeat_interval)
     return study
 
 
@@ -562,6 +563,43 @@ class _Heartbeat:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
+
+
+CLAIM_ATTR = "claimed_as"      # a worker's mark: the trial number it claimed, set once its heartbeat runs
+
+
+def _requeue_dead_trials(study, rdb, grace_period: float) -> None:
+    """Fail the trials of dead workers and re-queue them (the storage's retry callback).
+
+    Optuna's ``fail_stale_trials`` covers trials whose heartbeat went stale. A worker killed
+    between claiming a trial and its first heartbeat leaves a RUNNING trial with no heartbeat,
+    which Optuna never calls stale; such a trial has no :data:`CLAIM_ATTR` for its own number
+    (a re-queued copy inherits its predecessor's) and is failed once older than the grace period.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
+        optuna.storages.fail_stale_trials(study)
+    study_id = rdb.get_study_id_from_name(study.study_name)
+    now = datetime.datetime.now()       # the storage stamps datetime_start with the local clock
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get(CLAIM_ATTR) == t.number or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() <= grace_period:
+            continue
+        trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if not rdb.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
+            continue
+        log.warning("bench: trial %d (%s) was claimed by a worker that died before its first heartbeat; "
+                    "re-queued", t.number, t.user_attrs.get("key"))
+        retry = rdb.get_heartbeat_stale_trial_callback()
+        if retry is not None:
+            retry(study, rdb.get_trial(trial_id))
 
 
 @contextlib.contextmanager
@@ -686,10 +724,11 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
                n_trials: int | None = None, progress: bool = True) -> int:
     """Claim and run WAITING trials until none is left (or ``n_trials`` ran); return how many ran.
 
-    Stale trials of killed workers are failed first (``optuna.storages.fail_stale_trials``;
-    the storage's ``RetryHeartbeatStaleTrialCallback`` re-queues them). Each trial is claimed
-    with ``study.ask()`` (under a file lock on SQLite, see :func:`_claim_lock`), keeps a
-    heartbeat while it trains, and is finished with ``study.tell``. A claimed trial whose key is
+    Trials of killed workers are failed first and re-queued by the storage's
+    ``RetryHeartbeatStaleTrialCallback`` (see :func:`_requeue_dead_trials`). Each trial is
+    claimed with ``study.ask()`` (under a file lock on SQLite, see :func:`_claim_lock`), gets
+    its first heartbeat and :data:`CLAIM_ATTR` at once, keeps a heartbeat while it trains, and
+    is finished with ``study.tell``. A claimed trial whose key is
     already COMPLETE, or RUNNING under a lower number, is pruned unrun.
     """
     import optuna
@@ -697,7 +736,7 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
 
     if study not in _STORAGES:
         raise ConfigError("run_worker needs a study from bench.open_study (RDB storage with heartbeats)")
-    rdb, url, interval = _STORAGES[study]
+    rdb, url, interval, grace = _STORAGES[study]
     study_id = rdb.get_study_id_from_name(study.study_name)
     run_trial_fn = run_trial_fn or train_trial
     prof_d = (study.user_attrs.get("settings") or {}).get("profile")
@@ -709,11 +748,12 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
         return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def run_one() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
-            optuna.storages.fail_stale_trials(study)
-            with _claim_lock(url):
-                trial = study.ask()
+        _requeue_dead_trials(study, rdb, grace)
+        with _claim_lock(url):
+            trial = study.ask()
+            trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
+            trial.set_user_attr(CLAIM_ATTR, trial.number)
         a = trial.user_attrs
         key = a.get("key")
         if key is None:
@@ -726,7 +766,6 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
                 trial.set_user_attr("duplicate_of", t.number)
                 study.tell(trial, state=TrialState.PRUNED)
                 return
-        trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         with _Heartbeat(rdb, trial_id, interval):
             try:
                 d = by_name.get(a["dataset"])
@@ -747,9 +786,7 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
                 return
             study.tell(trial, float(out["metric"]))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)   # a killed worker's trials go back to the queue first
+    _requeue_dead_trials(study, rdb, grace)    # a killed worker's trials go back to the queue first
     budget = n_trials if n_trials is not None else math.inf
     total = int(min(budget, waiting()))
     bar: Iterable[int] = range(total)

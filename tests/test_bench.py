@@ -209,6 +209,29 @@ def test_killed_run_resumes_without_loss_or_duplication(tmp_path, helper):
     assert again["ran"] == 0 and len(_keys(again["study"])) == n_grid
 
 
+def test_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat_is_requeued(tmp_path, helper):
+    # The window the SIGKILL test hits only sometimes: ask() has set the trial RUNNING, no
+    # heartbeat has been recorded yet, and Optuna never calls such a trial stale.
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study = open_study("t", url, heartbeat_interval=1, grace_period=1)
+    prepare_study(study, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={"weight_decay": (0.01,)},
+                  advise_fn=helper.fake_advise)
+    orphan = study.ask()                   # claimed, then the "worker" dies
+    key = orphan.user_attrs["key"]
+    n_grid = study.user_attrs["n_grid"]
+    time.sleep(1.5)                        # older than the grace period
+
+    ran = bench.run_worker(study, run_trial_fn=helper.fake_train, progress=False)
+    assert ran == n_grid
+    done = _keys(study)
+    assert len(done) == len(set(done)) == n_grid and key in done
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[orphan.number] == "FAIL"
+    assert "RUNNING" not in states.values()
+    # a live worker's claim is never taken for dead: each trial that ran carries its own number
+    assert all(t.user_attrs[bench.CLAIM_ATTR] == t.number for t in study.get_trials() if t.state.name == "COMPLETE")
+
+
 # --- two workers ----------------------------------------------------------------------------------
 
 def _two_workers(tmp_path, url, helper):
