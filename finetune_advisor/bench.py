@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ReferenceDataset", "REFERENCE_DATASETS", "BenchDataset", "resolve_datasets", "shared_data_dir",
+    "default_reference",
     "BenchProfile", "BENCH_PROFILES", "GRID", "LR_EXPONENTS", "FRACTIONS", "ANCHORS",
     "TrialSpec", "variation_config", "anchor_config", "expand_grid",
     "open_study", "prepare_study", "run_worker", "run_bench", "study_status",
@@ -117,6 +118,17 @@ def shared_data_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+REFERENCE_STANDIN = "tiny-imagenet-200"        # the similarity reference's sample in the shared data
+
+
+def default_reference(shared_data: str | os.PathLike | None = None) -> Path | None:
+    """The shared Tiny-ImageNet sample when it is there (the stand-ins' reference), else None:
+    :func:`finetune_advisor.similarity.get_reference` then uses the cache or the official archive."""
+    folder = Path(shared_data) if shared_data is not None else shared_data_dir()
+    folder = folder / REFERENCE_STANDIN
+    return folder if folder.is_dir() else None
 
 
 def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, str | os.PathLike] | None = None,
@@ -452,14 +464,20 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
 
     Similarity and the LR range test are measured once on the whole dataset (cached per
     process); the profile-dependent rules (batch size, head, fine-tune depth) are then re-run
-    on the subset's profile. ``options`` go to :func:`finetune_advisor.recommend.advise`.
+    on the subset's profile. ``options`` go to :func:`finetune_advisor.recommend.advise`; without
+    a ``reference`` there, the shared Tiny-ImageNet sample is used when present
+    (:func:`default_reference`).
     """
     from . import heuristics
     from .data import profile_dataset
     from .recommend import advise
 
-    opts = dict(options or {})
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
     opts.setdefault("progress", False)
+    if opts.get("similarity", True) and "reference" not in opts:
+        ref = default_reference()
+        if ref is not None:
+            opts["reference"] = str(ref)
     ck = (str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
     if ck not in _ADVICE:
         # A range test that cannot suggest a rate: what its error tells a user to do
@@ -749,7 +767,8 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
 
     def run_one() -> None:
         _requeue_dead_trials(study, rdb, grace)
-        with _claim_lock(url):
+        with _claim_lock(url), warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
             trial = study.ask()
             trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
@@ -836,6 +855,12 @@ def run_bench(study_name: str = "bench", storage: str | None = None, *,
                        grace_period=grace_period)
     prepare_study(study, datasets, fractions=fractions, seeds=seed_list, profile=profile, grid=grid,
                   anchors=anchors, advise_fn=advise_fn, advise_options=advise_options)
+    if not study.user_attrs.get("n_grid"):   # "0/0 trials done" would read like success
+        reasons = {**study.user_attrs.get("failed_datasets", {}), **study.user_attrs.get("missing_datasets", {})}
+        first = next(iter(reasons.items()), None)
+        raise DatasetError("nothing to benchmark: no dataset has a baseline"
+                           + (f" ({len(reasons)} missing or failed; {first[0]}: {first[1]})" if first else ""),
+                           hint="'finetune-advisor bench status' lists every reason; the run resumes once they are fixed")
     ran = run_worker(study, run_trial_fn=run_trial_fn, datasets=datasets, n_trials=n_trials, progress=progress)
     files = write_outputs(study, out) if write else {}
     return {"study": study, "ran": ran, "status": study_status(study), "files": files}

@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anchors to run (default: fastai_fine_tune lr_find_valley no_similarity_rule)")
     b.add_argument("--backbone", help="backbone for the recommendations (default: chosen by dataset size)")
     b.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
+    b.add_argument("--reference", help="Tiny-ImageNet folder or reference .npz for the similarity "
+                                       "(default: the shared tiny-imagenet-200 sample when present, else the cache)")
     b.add_argument("--n-trials", type=int, help="stop this worker after N trials")
     b.add_argument("--worker", action="store_true", help="only work the queue of an existing study")
     b.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval in seconds")
@@ -515,7 +517,7 @@ def cmd_bench(args) -> int:
     else:
         datasets = bench.resolve_datasets(args.datasets or None, paths=_name_paths(args.data_path),
                                           extra=_name_paths(args.dataset))
-        options = {"backbone": args.backbone, "similarity": not args.no_similarity}
+        options = {"backbone": args.backbone, "similarity": not args.no_similarity, "reference": args.reference}
         profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
                                        unfrozen_epochs=args.unfrozen_epochs,
                                        max_images_per_class=args.max_images_per_class)
@@ -564,7 +566,11 @@ def format_bench_status(st: dict) -> str:
     lines = [f"study {st['study']}: {st['n_done']}/{st['n_grid']} trials done, {st['n_remaining']} to go"]
     lines.append("states: " + ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items())))
     if st.get("eta_s_one_worker") is not None:
-        lines.append(f"mean trial {st['mean_trial_s']:.1f} s; ETA {st['eta_s_one_worker'] / 60:.1f} min on one worker")
+        eta = f"ETA {st['eta_s_one_worker'] / 60:.1f} min on one worker"
+        workers = int(st["states"].get("RUNNING", 0))
+        if workers > 1:   # one RUNNING trial per live worker
+            eta += f", {st['eta_s_one_worker'] / 60 / workers:.1f} min with the {workers} running now"
+        lines.append(f"mean trial {st['mean_trial_s']:.1f} s; {eta}")
     for name, note in (st.get("missing_datasets") or {}).items():
         lines.append(f"missing: {name}: {note}")
     for name, note in (st.get("failed_datasets") or {}).items():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,9 @@ def test_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat_is_reque
     study = open_study("t", url, heartbeat_interval=1, grace_period=1)
     prepare_study(study, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={"weight_decay": (0.01,)},
                   advise_fn=helper.fake_advise)
-    orphan = study.ask()                   # claimed, then the "worker" dies
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")    # "heartbeat is supposed to be used with Study.optimize"
+        orphan = study.ask()               # claimed, then the "worker" dies
     key = orphan.user_attrs["key"]
     n_grid = study.user_attrs["n_grid"]
     time.sleep(1.5)                        # older than the grace period
@@ -400,6 +403,55 @@ def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path,
     assert out["status"]["n_done"] == 2 and out["status"]["failed_datasets"] == {}
 
 
+def test_a_run_where_no_dataset_has_a_baseline_is_an_error_not_an_empty_success(tmp_path, capsys):
+    from finetune_advisor.cli import main
+    from finetune_advisor.exceptions import DatasetError, SimilarityReferenceError
+
+    def no_reference(dataset, fraction, profile, options=None):
+        raise SimilarityReferenceError("cannot download Tiny-ImageNet")
+
+    with pytest.raises(DatasetError, match="nothing to benchmark.*far: 100% of the data: cannot download"):
+        run_bench("none", f"sqlite:///{tmp_path / 'n.db'}", datasets=[BenchDataset("far", tmp_path, False, "custom")],
+                  fractions=[1.0], seeds=[0], advise_fn=no_reference, progress=False)
+    empty = tmp_path / "empty-shared"
+    empty.mkdir()
+    os.environ[bench.SHARED_DATA_ENV] = str(empty)      # every reference dataset missing
+    try:
+        assert main(["bench", "run", "--study", "m", "--out", str(tmp_path / "m"), "--quiet"]) == 1
+    finally:
+        del os.environ[bench.SHARED_DATA_ENV]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: nothing to benchmark") and "missing" in err[-1]
+
+
+def test_bench_baselines_use_the_shared_tiny_imagenet_sample_as_reference(tmp_path, monkeypatch):
+    import importlib
+    recommend = importlib.import_module("finetune_advisor.recommend")   # the package exports a function of that name
+    seen = {}
+
+    def fake_advise(path, **kw):
+        seen.update(kw)
+        raise bench.ConfigError("stop here")
+
+    monkeypatch.setattr(recommend, "advise", fake_advise)
+    monkeypatch.setenv(bench.SHARED_DATA_ENV, str(tmp_path))
+    ds = BenchDataset("x", tmp_path, False, "custom")
+    assert bench.default_reference() is None
+    with pytest.raises(bench.ConfigError):
+        bench.advise_baseline(ds, 1.0, bench.BENCH_PROFILES["cpu"], {"backbone": None})
+    assert "reference" not in seen and "backbone" not in seen      # None options keep advise's defaults
+    (tmp_path / "tiny-imagenet-200").mkdir()
+    for options, expected in [(None, str(tmp_path / "tiny-imagenet-200")), ({"reference": "mine.npz"}, "mine.npz")]:
+        seen.clear()
+        with pytest.raises(bench.ConfigError):
+            bench.advise_baseline(ds, 1.0, bench.BENCH_PROFILES["cpu"], options)
+        assert seen["reference"] == expected
+    seen.clear()
+    with pytest.raises(bench.ConfigError):
+        bench.advise_baseline(ds, 1.0, bench.BENCH_PROFILES["cpu"], {"similarity": False})
+    assert "reference" not in seen
+
+
 def test_baseline_without_a_finder_rate_uses_the_default_lr_and_says_so(tmp_path, monkeypatch):
     from finetune_advisor import lr_finder
     from finetune_advisor.bench import BENCH_PROFILES, advise_baseline
@@ -440,3 +492,15 @@ def test_real_tiny_end_to_end(tmp_path):
     df = pd.read_csv(out["files"]["results"])
     assert df["metric"].between(0, 1).all() and (df["wall_time_s"] > 0).all()
     assert set(df["epochs_to_best"]) <= {1, 2}
+
+
+def test_status_text_gives_the_eta_for_the_workers_running_now():
+    from finetune_advisor.cli import format_bench_status
+    st = {"study": "s", "n_done": 10, "n_grid": 30, "n_remaining": 20, "states": {"COMPLETE": 10, "RUNNING": 2},
+          "mean_trial_s": 30.0, "eta_s_one_worker": 600.0, "missing_datasets": {"amazon": "no copy"},
+          "failed_datasets": {}}
+    text = format_bench_status(st)
+    assert "10/30 trials done, 20 to go" in text and "missing: amazon: no copy" in text
+    assert "ETA 10.0 min on one worker, 5.0 min with the 2 running now" in text
+    st["states"] = {"COMPLETE": 10, "RUNNING": 1}
+    assert "running now" not in format_bench_status(st)
