@@ -536,11 +536,12 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise ConfigError(f"storage must be an SQLAlchemy URL (sqlite:///file.db or postgresql://...), got {url!r}")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    grace = grace_period or 2 * heartbeat_interval
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period or 2 * heartbeat_interval,
+            grace_period=grace,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     if create:
         study = optuna.create_study(study_name=study_name, storage=rdb, direction="maximize", load_if_exists=True)
@@ -550,7 +551,7 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
         except KeyError:
             raise ConfigError(f"no study named {study_name!r} in {url}",
                               hint="start it with 'finetune-advisor bench run' (Python: run_bench)") from None
-    _STORAGES[study] = (rdb, url, heartbeat_interval, grace_period or 2 * heartbeat_interval)
+    _STORAGES[study] = (rdb, url, heartbeat_interval, grace)
     return study
 
 
@@ -586,7 +587,7 @@ class _Heartbeat:
 CLAIM_ATTR = "claimed_as"      # a worker's mark: the trial number it claimed, set once its heartbeat runs
 
 
-def _requeue_dead_trials(study, rdb, grace_period: float) -> None:
+def _requeue_dead_trials(study, rdb, study_id: int, grace_period: float) -> None:
     """Fail the trials of dead workers and re-queue them (the storage's retry callback).
 
     Optuna's ``fail_stale_trials`` covers trials whose heartbeat went stale. A worker killed
@@ -600,7 +601,6 @@ def _requeue_dead_trials(study, rdb, grace_period: float) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
         optuna.storages.fail_stale_trials(study)
-    study_id = rdb.get_study_id_from_name(study.study_name)
     now = datetime.datetime.now()       # the storage stamps datetime_start with the local clock
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get(CLAIM_ATTR) == t.number or t.datetime_start is None:
@@ -766,7 +766,7 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
         return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def run_one() -> None:
-        _requeue_dead_trials(study, rdb, grace)
+        _requeue_dead_trials(study, rdb, study_id, grace)
         with _claim_lock(url), warnings.catch_warnings():
             warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
             trial = study.ask()
@@ -805,7 +805,7 @@ def run_worker(study, *, run_trial_fn: Callable | None = None, datasets: Sequenc
                 return
             study.tell(trial, float(out["metric"]))
 
-    _requeue_dead_trials(study, rdb, grace)    # a killed worker's trials go back to the queue first
+    _requeue_dead_trials(study, rdb, study_id, grace)    # a killed worker's trials go back to the queue first
     budget = n_trials if n_trials is not None else math.inf
     total = int(min(budget, waiting()))
     bar: Iterable[int] = range(total)

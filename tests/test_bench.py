@@ -403,7 +403,7 @@ def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path,
     assert out["status"]["n_done"] == 2 and out["status"]["failed_datasets"] == {}
 
 
-def test_a_run_where_no_dataset_has_a_baseline_is_an_error_not_an_empty_success(tmp_path, capsys):
+def test_a_run_where_no_dataset_has_a_baseline_is_an_error_not_an_empty_success(tmp_path, capsys, monkeypatch):
     from finetune_advisor.cli import main
     from finetune_advisor.exceptions import DatasetError, SimilarityReferenceError
 
@@ -415,11 +415,8 @@ def test_a_run_where_no_dataset_has_a_baseline_is_an_error_not_an_empty_success(
                   fractions=[1.0], seeds=[0], advise_fn=no_reference, progress=False)
     empty = tmp_path / "empty-shared"
     empty.mkdir()
-    os.environ[bench.SHARED_DATA_ENV] = str(empty)      # every reference dataset missing
-    try:
-        assert main(["bench", "run", "--study", "m", "--out", str(tmp_path / "m"), "--quiet"]) == 1
-    finally:
-        del os.environ[bench.SHARED_DATA_ENV]
+    monkeypatch.setenv(bench.SHARED_DATA_ENV, str(empty))      # every reference dataset missing
+    assert main(["bench", "run", "--study", "m", "--out", str(tmp_path / "m"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: nothing to benchmark") and "missing" in err[-1]
 
