@@ -69,6 +69,8 @@ class ReferenceDataset:
     multi_label: bool
     source: str                 # official source of the full dataset
     standin: str | None         # folder under the shared data dir, None when there is none
+    group: str = "study"        # "study": the study's seven; "shared": the other shared datasets
+    smoke_test: bool = False    # a sample too small to measure anything: run it, never fit on it
 
     @property
     def label_type(self) -> str:
@@ -81,7 +83,8 @@ class ReferenceDataset:
 
 REFERENCE_DATASETS: dict[str, ReferenceDataset] = {d.name: d for d in (
     ReferenceDataset("amazon", "Planet: Understanding the Amazon from Space", True,
-                     "https://www.kaggle.com/c/planet-understanding-the-amazon-from-space", None),
+                     "https://www.kaggle.com/c/planet-understanding-the-amazon-from-space", "planet-amazon",
+                     smoke_test=True),
     ReferenceDataset("cancer", "HAM10000 skin lesions", False,
                      "https://doi.org/10.7910/DVN/DBW86T", "cancer-ham10000"),
     ReferenceDataset("dota", "DOTA aerial objects (crops)", False,
@@ -94,7 +97,23 @@ REFERENCE_DATASETS: dict[str, ReferenceDataset] = {d.name: d for d in (
                      "https://www.kaggle.com/c/human-protein-atlas-image-classification", "protein-hpa"),
     ReferenceDataset("xray", "NIH ChestX-ray14", True,
                      "https://nihcc.app.box.com/v/ChestXray-NIHCC", "xray-nih"),
+    # The other real datasets of the shared data, from near ImageNet to far (its README).
+    *(ReferenceDataset(name, title, False, source, standin, group="shared") for name, title, source, standin in (
+        ("flowers", "TensorFlow flower photos", "https://www.tensorflow.org/datasets/catalog/tf_flowers", "flowers-tf"),
+        ("mri", "Brain tumour MRI", "https://github.com/SartajBhuvaji/Brain-Tumor-Classification-DataSet",
+         "brain-tumor-mri"),
+        ("blood", "BCCD blood-smear cells", "https://github.com/Shenggan/BCCD_Dataset", "blood-cells-bccd"),
+        ("scenes", "Intel Image Classification (scenes)", "https://www.kaggle.com/datasets/puneet6060/intel-image-classification",
+         "intel-scenes"),
+        ("imagenette", "Imagenette (10 ImageNet classes)", "https://github.com/fastai/imagenette", "imagenette-160"),
+        ("food", "Food-101, 10 classes", "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/", "food101-10"),
+        ("caltech", "Caltech-101, 12 classes", "https://data.caltech.edu/records/mzrjq-6wc02", "caltech101-12"),
+        ("eurosat", "EuroSAT RGB", "https://github.com/phelber/EuroSAT", "eurosat-rgb"),
+        ("tomato", "PlantVillage tomato leaves", "https://github.com/spMohanty/PlantVillage-Dataset",
+         "plantvillage-tomato"),
+    )),
 )}
+ALL_DATASETS = "all"        # resolve_datasets(["all"]): every registered dataset, not only the study's seven
 
 
 @dataclass(frozen=True)
@@ -146,10 +165,16 @@ def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, 
     ('missing', None)
     """
     paths = dict(paths or {})
-    names = list(REFERENCE_DATASETS) if names is None else [n.lower() for n in names]
+    if names is None:
+        names = [n for n, d in REFERENCE_DATASETS.items() if d.group == "study"]
+    else:
+        names = [n.lower() for n in names]
+        if ALL_DATASETS in names:
+            names = list(REFERENCE_DATASETS) + [n for n in names if n != ALL_DATASETS and n not in REFERENCE_DATASETS]
     unknown = [n for n in names if n not in REFERENCE_DATASETS and n not in (extra or {})]
     if unknown:
-        raise ConfigError(f"unknown reference dataset(s) {unknown}; choose from {sorted(REFERENCE_DATASETS)}",
+        raise ConfigError(f"unknown reference dataset(s) {unknown}; choose from {sorted(REFERENCE_DATASETS)} "
+                          f"or {ALL_DATASETS!r}",
                           hint="add your own with extra={'name': path} (CLI: --dataset name=PATH)")
     shared = Path(shared_data) if shared_data is not None else shared_data_dir()
     out: list[BenchDataset] = []
@@ -165,8 +190,10 @@ def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, 
                                    hint=f"fix {ref.env_var} or the --data-path {name}=PATH argument")
             out.append(BenchDataset(name, p, ref.multi_label, "user"))
         elif ref.standin and (shared / ref.standin).is_dir():
-            out.append(BenchDataset(name, shared / ref.standin, ref.multi_label, "stand-in",
-                                    f"small sample standing in for {ref.title}"))
+            note = f"small sample standing in for {ref.title}"
+            if ref.smoke_test:
+                note += " (a format smoke test: too small to fit on)"
+            out.append(BenchDataset(name, shared / ref.standin, ref.multi_label, "stand-in", note))
         else:
             out.append(BenchDataset(name, None, ref.multi_label, "missing",
                                     f"no copy of {ref.title}: set {ref.env_var} (source: {ref.source})"))
@@ -241,6 +268,17 @@ GRID: dict[str, tuple[float, ...]] = {            # Table 1, each varied alone a
     "beta2": (0.9, 0.95, 0.99),
     "dropout_p1": (0.75, 0.5, 0.25),
 }
+# The calibration sweep: absolute head learning rates (no finder involved) x fine-tune depth x the
+# unfrozen phase's rate relative to the head's. Values are log10(lr). "head" trains the head alone
+# for the whole epoch budget (head + unfrozen epochs), so every cell costs the same epochs.
+CALIBRATION_LOG10_LRS = (-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0)
+CALIBRATION_ARMS: dict[str, tuple[str, float | None]] = {     # parameter -> (fine_tune, lr_finetune / lr)
+    "lr_head_only": ("none", None),
+    "lr_all_half": ("all", 0.5),
+    "lr_all_tenth": ("all", 0.1),
+}
+CALIBRATION_GRID: dict[str, tuple[float, ...]] = {arm: CALIBRATION_LOG10_LRS for arm in CALIBRATION_ARMS}
+GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"table1": GRID, "calibration": CALIBRATION_GRID}
 FRACTIONS = (0.2, 1.0)
 ANCHORS = ("fastai_fine_tune", "lr_find_valley", "no_similarity_rule")
 FASTAI_BASE_LR = 2e-3
@@ -253,14 +291,21 @@ def _check_names(kind: str, names: Iterable[str], choices: Sequence[str]) -> Non
         raise ConfigError(f"unknown {kind}(s) {', '.join(bad)}", hint=f"choose from {', '.join(choices)}")
 
 
-def select_grid(parameters: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    """The part of :data:`GRID` that varies ``parameters`` (empty: baselines and anchors only).
+def select_grid(parameters: Sequence[str] | None = None, grid: str = "table1") -> dict[str, tuple[float, ...]]:
+    """The part of grid ``grid`` (:data:`GRIDS`) that varies ``parameters`` (None: all of
+    it; empty: baselines and anchors only).
 
     >>> select_grid(["weight_decay"])
     {'weight_decay': (0.01, 0.1, 0.0)}
+    >>> list(select_grid(grid="calibration"))
+    ['lr_head_only', 'lr_all_half', 'lr_all_tenth']
     """
-    _check_names("parameter", parameters, list(GRID))
-    return {p: GRID[p] for p in parameters}
+    _check_names("grid", [grid], list(GRIDS))
+    table = GRIDS[grid]
+    if parameters is None:
+        return dict(table)
+    _check_names("parameter", parameters, list(table))
+    return {p: table[p] for p in parameters}
 
 
 def select_anchors(names: Sequence[str]) -> tuple[str, ...]:
@@ -314,7 +359,29 @@ def variation_config(baseline: Config, parameter: str, value: float) -> Config:
         return _replace(baseline, why, dropout=(float(value), baseline.dropout[1]))
     if parameter in ("lr_divisor", "weight_decay", "beta2"):
         return _replace(baseline, why, **{parameter: float(value)})
-    raise ConfigError(f"unknown bench parameter {parameter!r}; choose from {sorted(GRID)}")
+    if parameter in CALIBRATION_ARMS:
+        return calibration_config(baseline, parameter, float(value))
+    raise ConfigError(f"unknown bench parameter {parameter!r}; choose from {sorted(GRID) + sorted(CALIBRATION_GRID)}")
+
+
+def calibration_config(baseline: Config, arm: str, log10_lr: float) -> Config:
+    """``baseline`` trained with head rate ``10**log10_lr`` in calibration ``arm`` (same epochs).
+
+    >>> base = Config(lr=1e-3, lr_finetune=1e-4, head_epochs=2, unfrozen_epochs=2)
+    >>> c = calibration_config(base, "lr_all_half", -2.0)
+    >>> c.lr, c.lr_finetune, c.fine_tune, c.head_epochs, c.unfrozen_epochs
+    (0.01, 0.005, 'all', 2, 2)
+    >>> c = calibration_config(base, "lr_head_only", -3.0)
+    >>> c.fine_tune, c.head_epochs, c.unfrozen_epochs
+    ('none', 4, 0)
+    """
+    fine_tune, ratio = CALIBRATION_ARMS[arm]
+    lr = 10.0 ** log10_lr
+    why = f"bench: {_label(arm, log10_lr)}"
+    if fine_tune == "none":
+        return _replace(baseline, why, lr=lr, lr_finetune=lr, fine_tune="none", unfrozen_epochs=0,
+                        head_epochs=baseline.head_epochs + baseline.unfrozen_epochs)
+    return _replace(baseline, why, lr=lr, lr_finetune=lr * ratio, fine_tune=fine_tune)
 
 
 def anchor_config(baseline: Config, anchor: str) -> Config | None:
@@ -706,7 +773,8 @@ def prepare_study(study, datasets: Sequence[BenchDataset], *, fractions: Sequenc
         return specs
     have = _keys_by_state(study)
     n_new = 0
-    for s in specs:
+    # Seed-major order: a run cut short has every dataset at the first seeds, not all seeds of a few.
+    for s in sorted(specs, key=lambda s: seeds.index(s.seed) if s.seed in seeds else 0):
         if s.same_as:
             continue
         st = have.get(s.key, {})

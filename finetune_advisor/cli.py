@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///<out>/bench.db; "
                                      "postgresql://user@host/db to share a study between machines)")
     b.add_argument("--out", help="output folder (default: bench/<study>)")
-    b.add_argument("--datasets", nargs="*", help="reference datasets (default: all seven)")
+    b.add_argument("--datasets", nargs="*", help="reference datasets (default: the study's seven; 'all': "
+                                                 "every registered dataset)")
     b.add_argument("--data-path", action="append", default=[], metavar="NAME=PATH",
                    help="where your copy of a reference dataset lives (repeatable)")
     b.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
@@ -179,8 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     for field, what in [("head-epochs", "head (frozen) epochs"), ("unfrozen-epochs", "unfrozen epochs"),
                         ("image-size", "image size in px"), ("max-images-per-class", "images a class cap")]:
         b.add_argument(f"--{field}", type=int, help=f"override the profile's {what}")
+    b.add_argument("--grid", choices=["table1", "calibration"], default="table1",
+                   help="table1: the study's one-at-a-time sweep; calibration: absolute LRs x fine-tune "
+                        "depth x unfrozen-phase LR ratio, for 'calibrate' (default: %(default)s)")
     b.add_argument("--parameters", nargs="*", metavar="P",
-                   help="Table 1 parameters to vary (default: all; none: baselines and anchors only)")
+                   help="parameters of the grid to vary (default: all; none: baselines and anchors only)")
     b.add_argument("--anchors", nargs="*", metavar="A",
                    help="anchors to run (default: fastai_fine_tune lr_find_valley no_similarity_rule)")
     b.add_argument("--backbone", help="backbone for the recommendations (default: chosen by dataset size)")
@@ -521,7 +525,7 @@ def cmd_bench(args) -> int:
         profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
                                        unfrozen_epochs=args.unfrozen_epochs,
                                        max_images_per_class=args.max_images_per_class)
-        grid = None if args.parameters is None else bench.select_grid(args.parameters)
+        grid = bench.select_grid(args.parameters, args.grid)
         anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(args.anchors)
         result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
                                  seeds=args.seeds, profile=profile, grid=grid, anchors=anchors,

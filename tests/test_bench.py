@@ -145,7 +145,7 @@ def test_cli_bench_run_rejects_unknown_parameters_anchors_and_bad_schedules(tmp_
 def test_registry_reports_amazon_missing_and_finds_standins(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     for ref in bench.REFERENCE_DATASETS.values():
-        if ref.standin:
+        if ref.standin and not ref.smoke_test:
             (shared / ref.standin).mkdir(parents=True)
     monkeypatch.delenv("FINETUNE_ADVISOR_DATA_PETS", raising=False)
     ds = {d.name: d for d in bench.resolve_datasets(shared_data=shared, extra={"mine": tmp_path})}
@@ -155,6 +155,36 @@ def test_registry_reports_amazon_missing_and_finds_standins(tmp_path, monkeypatc
     assert ds["mine"].origin == "custom"
     monkeypatch.setenv("FINETUNE_ADVISOR_DATA_PETS", str(tmp_path))
     assert bench.resolve_datasets(["pets"], shared_data=shared)[0].origin == "user"
+    # The 30-chip Planet sample stands in for Amazon as a smoke test, and says so.
+    (shared / "planet-amazon").mkdir()
+    amazon = bench.resolve_datasets(["amazon"], shared_data=shared)[0]
+    assert amazon.origin == "stand-in" and "smoke test" in amazon.note
+
+
+def test_all_resolves_every_registered_dataset(tmp_path):
+    every = bench.resolve_datasets(["all"], shared_data=tmp_path)
+    assert [d.name for d in every] == list(bench.REFERENCE_DATASETS)
+    assert len(every) == 16 and all(d.origin == "missing" for d in every)
+    assert [d.name for d in bench.resolve_datasets(None, shared_data=tmp_path)] == [
+        "amazon", "cancer", "dota", "draw", "pets", "protein", "xray"]
+
+
+def test_calibration_grid_uses_absolute_rates_and_equal_epochs():
+    base = Config(profile="cpu", lr=2e-3, lr_finetune=2e-4, head_epochs=2, unfrozen_epochs=2,
+                  measurements={"far": True})
+    specs = bench.expand_grid({("pets", 1.0): base}, seeds=[0], grid=bench.select_grid(grid="calibration"),
+                              anchors=())
+    cells = [s for s in specs if s.parameter != "baseline"]
+    assert len(cells) == 3 * len(bench.CALIBRATION_LOG10_LRS) and all(s.same_as is None for s in cells)
+    # the finder (and the /10 far rule) play no part: the rate is the cell's, whatever the baseline
+    rates = sorted({s.config.lr for s in cells})
+    assert rates[0] == pytest.approx(1e-4) and rates[-1] == pytest.approx(1e-1) and len(rates) == 7
+    for s in cells:
+        total = s.config.head_epochs + (s.config.unfrozen_epochs if s.config.fine_tune != "none" else 0)
+        assert total == 4
+        if s.parameter == "lr_all_tenth":
+            assert s.config.lr_finetune == pytest.approx(s.config.lr / 10)
+    assert bench._parse_label(cells[0].label) == (cells[0].parameter, cells[0].value)
 
 
 # --- kill / resume --------------------------------------------------------------------------------
