@@ -73,12 +73,11 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
-    from finetune_advisor import similarity
-    from finetune_advisor.similarity import _CHANNELS_LAST_MIN_SIZE, _decode_one, embed_images
+    from finetune_advisor.similarity.embed import CHANNELS_LAST_MIN_SIZE, DEFAULT_BATCH_SIZE, decode_image, embed_images
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    bs = args.batch_size or similarity.DEFAULT_BATCH_SIZE
+    bs = args.batch_size or DEFAULT_BATCH_SIZE
     rows = []
     for name in args.backbones:
         bb = make_backbone(name)
@@ -91,12 +90,12 @@ def main(argv=None) -> int:
                 n = int(np.clip(round(args.budget * rate / bs) * bs, bs, 2048))
             paths = image_paths(Path(args.data), n)
             n = len(paths)
-            arrs = np.stack([_decode_one(pth, size) for pth in paths])
+            arrs = np.stack([decode_image(pth, size) for pth in paths])
             mean = torch.tensor([255.0 * m for m in bb.mean]).view(1, 3, 1, 1)
             std = torch.tensor([255.0 * s for s in bb.std]).view(1, 3, 1, 1)
             x_all = (torch.from_numpy(arrs).permute(0, 3, 1, 2).float() - mean) / std
             # the same memory layout embed_images feeds the network (channels_last from 160 px)
-            x_all = x_all.contiguous(memory_format=torch.channels_last if size >= _CHANNELS_LAST_MIN_SIZE
+            x_all = x_all.contiguous(memory_format=torch.channels_last if size >= CHANNELS_LAST_MIN_SIZE
                                      else torch.contiguous_format)
 
             def raw():
@@ -117,7 +116,7 @@ def main(argv=None) -> int:
             # decode alone (single thread), to see what the prefetch has to hide
             c = time.perf_counter()
             for pth in paths:
-                _decode_one(pth, size)
+                decode_image(pth, size)
             t_dec = time.perf_counter() - c
             r_raw, r_emb = n / float(np.median(t_raw)), n / float(np.median(t_emb))
             rows.append({"backbone": name, "px": size, "images": n, "batch": bs,

@@ -4,7 +4,7 @@ The dataset side has ``n`` classes (7: Cancer, 340: Quick Draw, 1000: ImageNet-s
 reference side Tiny-ImageNet's 200; the class means are random non-negative 2048-d vectors
 (ResNet-50 penultimate features are post-ReLU), the ground cost ``1 - cos``, the weights random
 positive counts. ``emd_similarity`` (cost matrix + transport plan) is timed beside the bare
-``ot.emd2`` solve, and so is one bootstrap round (``_emd_cost``, what each of the default 200
+``ot.emd2`` solve, and so is one bootstrap round (``similarity.transport.emd_cost``, what each of the default 200
 rounds pays).
 
     python benchmarks/emd_cost.py                 # 7, 340, 1000 x 200, 5 repeats
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import ot
     import pandas as pd
 
-    from finetune_advisor.similarity import _cosine_matrix, _emd_cost, emd_similarity
+    from finetune_advisor.similarity.transport import cosine_matrix, emd_cost, emd_similarity
 
     rng = np.random.default_rng(args.seed)
     ref = np.maximum(rng.standard_normal((args.ref, args.dim)), 0.0)
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         means = np.maximum(rng.standard_normal((n, args.dim)), 0.0)
         w = rng.integers(1, 1000, n).astype(float)
         a = w / w.sum()
-        cos = _cosine_matrix(means, ref)
+        cos = cosine_matrix(means, ref)
         cost = np.clip(1.0 - cos, 0.0, 2.0)
         t_solve, t_full, t_boot = [], [], []
         for _ in range(args.repeats):
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             emd, plan = emd_similarity(means, w, ref, ref_w)
             t_full.append(time.perf_counter() - c)
             c = time.perf_counter()
-            _emd_cost(a, b, cos)
+            emd_cost(a, b, cos)
             t_boot.append(time.perf_counter() - c)
         rows.append({"classes": f"{n} x {args.ref}", "dim": args.dim,
                      "ot.emd2 s (median)": float(np.median(t_solve)), "ot.emd2 s (max)": float(np.max(t_solve)),

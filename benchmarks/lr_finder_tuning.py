@@ -2,7 +2,7 @@
 the grid-best rate for each smoothing variant, from the sweeps that
 ``lr_finder_stability.py --save-curves FILE`` wrote (no network is run here).
 
-    python benchmarks/lr_finder_stability.py --full --save-curves out/curves.jsonl   # record once
+    python benchmarks/lr_finder_stability.py --save-curves out/curves.jsonl   # record once (both methods)
     python benchmarks/lr_finder_tuning.py out/curves.jsonl                          # seconds
 
 For every variant (filter, order, cut-off, sub-step refinement) and every recorded loss kind (train,
@@ -36,7 +36,9 @@ def load(paths):
             r = json.loads(line)
             if r["kind"] == "sweep":
                 losses = [math.nan if v is None else float(v) for v in r["losses"]]
-                sweeps[(r["loss"], r["dataset"])].append((r["seed"], r["lrs"], losses,
+                # lr_finder_stability.py records both methods; the full-network sweeps keep the plain kind
+                kind = r["loss"] if r.get("method", "full") == "full" else f'{r["loss"]}-{r["method"]}'
+                sweeps[(kind, r["dataset"])].append((r["seed"], r["lrs"], losses,
                                                           {k: r.get(k) for k in ANCHOR_PICKERS}))
             elif r["kind"] == "grid":
                 vals = [v for v in r["valid_losses"] if v is not None and math.isfinite(v)]

@@ -1,22 +1,30 @@
-"""finetune-advisor: how to fine-tune an ImageNet-pretrained ResNet on your dataset with fastai.
+"""finetune-advisor: how to fine-tune an ImageNet-pretrained network on your dataset with fastai.
 
 >>> import finetune_advisor
->>> sorted(finetune_advisor.__all__)
-['Config', 'FinetuneAdvisorError', '__version__', 'create_backbone', 'recommend']
+>>> sorted(finetune_advisor.__all__)  # doctest: +NORMALIZE_WHITESPACE
+['AdviseOptions', 'Calibration', 'Config', 'FinetuneAdvisorError', 'Measurements', 'Recommendation',
+ '__version__', 'advise', 'build_report', 'create_backbone', 'recommend', 'train']
 """
-from .config import Config
-from .exceptions import FinetuneAdvisorError
+__version__ = "0.2.0"     # first: modules that stamp outputs with it import it from here
+
+from .backbones import create_backbone  # noqa: E402
+from .calibration import Calibration  # noqa: E402
+from .config import Config  # noqa: E402
+from .exceptions import FinetuneAdvisorError  # noqa: E402
+from .measurements import Measurements  # noqa: E402
 # Bound after the submodule import on purpose: `finetune_advisor.recommend` is the function.
-from .recommend import recommend  # noqa: E402  (light: torch and fastai load inside it)
+from .recommend import AdviseOptions, Recommendation, advise, recommend  # noqa: E402
+from .train import train  # noqa: E402
 
-__version__ = "0.1.0"
 
-
-def __getattr__(name):  # heavy parts (torch, fastai) load only when used
-    if name == "create_backbone":
-        from .backbones import create_backbone
-        return create_backbone
+def __getattr__(name: str):
+    # build_report pulls in the report and bench packages: loaded on first use, so that the
+    # console script reaches its Ctrl-C handling quickly
+    if name == "build_report":
+        from .report import build_report
+        return build_report
     raise AttributeError(f"module 'finetune_advisor' has no attribute {name!r}")
 
 
-__all__ = ["Config", "FinetuneAdvisorError", "__version__", "recommend", "create_backbone"]
+__all__ = ["recommend", "advise", "AdviseOptions", "Recommendation", "Config", "Measurements", "Calibration",
+           "train", "build_report", "create_backbone", "FinetuneAdvisorError", "__version__"]

@@ -1,12 +1,14 @@
-"""Atomic file writes: a write that is killed or fails leaves the previous file intact and no
+"""Atomic file writes and JSON conversion. Atomic writes: a write that is killed or fails leaves the previous file intact and no
 partial file behind, so a cache or result is never half-written and then trusted."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 
 @contextlib.contextmanager
@@ -43,3 +45,46 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types for ``obj``: numpy scalars and arrays, tuples, paths and dataclasses
+    converted; NaN and infinities become None (JSON has neither).
+
+    >>> import math
+    >>> to_jsonable({"a": (1, 2.5, math.nan), "p": Path("x")})
+    {'a': [1, 2.5, None], 'p': 'x'}
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj))
+    if hasattr(obj, "tolist"):            # numpy scalars and arrays, torch tensors
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return to_jsonable(obj.item())
+    return str(obj)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .exceptions import ConfigError
+from .measurements import Measurements
 
 SCHEMA_VERSION = 1
 
@@ -44,8 +45,9 @@ class Config:
     """How to fine-tune an ImageNet-pretrained network on one dataset, with reasons.
 
     Decision fields are listed in ``DECISION_FIELDS``; ``reasons`` must hold a one-sentence
-    reason for each of them. ``measurements`` holds the numbers the decisions rest on
-    (similarity, raw EMD, LR-finder rate, dataset counts); ``warnings`` holds advice.
+    reason for each of them. ``measurements`` (:class:`~finetune_advisor.measurements.Measurements`)
+    holds the numbers the decisions rest on (similarity, raw EMD, LR-finder rate, dataset
+    counts); a JSON dict given here is converted. ``warnings`` holds advice.
     """
 
     backbone: str = "resnet34"
@@ -66,13 +68,15 @@ class Config:
     multi_label: bool = False
     augmentation: Augmentation = field(default_factory=Augmentation)
     reasons: Mapping[str, str] = field(default_factory=dict)
-    measurements: Mapping[str, Any] = field(default_factory=dict)
+    measurements: Measurements = field(default_factory=Measurements)
     warnings: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
         object.__setattr__(self, "dropout", tuple(float(p) for p in self.dropout))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        if not isinstance(self.measurements, Measurements):     # a JSON dict, or None
+            object.__setattr__(self, "measurements", Measurements.from_dict(self.measurements))
         if isinstance(self.augmentation, Mapping):
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
         if self.fine_tune not in FINE_TUNE_CHOICES:
@@ -101,11 +105,12 @@ class Config:
 
     # --- JSON ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["augmentation"] = dataclasses.asdict(self.augmentation)
         d["dropout"] = list(self.dropout)
         d["warnings"] = list(self.warnings)
         d["reasons"] = dict(self.reasons)
-        d["measurements"] = dict(self.measurements)
+        d["measurements"] = self.measurements.to_dict()
         return d
 
     def to_json(self, **kwargs: Any) -> str:

@@ -45,3 +45,8 @@ class SimilarityReferenceError(FinetuneAdvisorError):
 
 class LRFinderError(FinetuneAdvisorError):
     """The LR range test produced no usable curve (e.g. the loss is NaN from the first step)."""
+
+
+class CalibrationError(ConfigError):
+    """A calibration file that cannot be used (unreadable, another format or version, or made
+    for another backbone or profile)."""

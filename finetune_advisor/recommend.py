@@ -1,21 +1,144 @@
 """``recommend(path) -> Config``: profile, similarity, LR range test, then the pure rules.
 
-This is the one place that orchestrates I/O; every decision is made in :mod:`heuristics`.
+This is the one place that orchestrates the measuring stages; every decision is made in
+:mod:`finetune_advisor.heuristics`. Options are validated once, when :class:`AdviseOptions` is
+built (scikit-learn's habit: check at the entry point, say what was found and what is allowed).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from . import data, heuristics
+from .backbones import create_backbone
+from .calibration import Calibration, find_calibration
 from .config import PROFILES, Config
+from .exceptions import ConfigError, DatasetError, LRFinderError
+from .learner import LearnerSpec, build_learner
+from .learner.features import FeatureCache, cache_features
+from .lr_finder import find_lr
+from .lr_finder.cached import find_lr_cached
+from .transferability import linear_probe, logme
+from .measurements import LRFinderResult, Measurements, SimilarityResult
+from .study import SIMILARITY_THRESHOLD
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
+    from .data import Dataset, DatasetProfile
 
 log = logging.getLogger(__name__)
 
 SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
 MIN_LR_STEPS = 8  # suggest_lr needs 8 points (the sweep records lr_steps + 1)
+LR_LOSSES = ("valid", "train")
+LR_FINDER_METHODS = ("cached", "full")     # the head on cached features, or the study's full-network test
+
+
+@dataclass(frozen=True)
+class AdviseOptions:
+    """Everything :func:`advise` can be told, checked once when built.
+
+    ``backbone=None`` lets the size rule pick the ResNet; when its weights cannot be had
+    (offline) and ``fallback`` is true, the shipped EfficientNet-Lite0 is used and the Config
+    says so. ``similarity=False`` / ``lr_finder=False`` skip those measurements (the rules then
+    use the study's defaults and say so). ``lr_finder_fallback=True``: when the range test cannot
+    suggest a rate, use the study's default as ``lr_finder=False`` would, and keep the reason in
+    ``measurements.lr_finder_failed`` instead of raising. ``policy``: ``"calibrated"`` (default:
+    the rule fitted on a calibration sweep for this backbone and profile, from ``calibration`` or
+    the ones shipped; without one, the study policy with a warning saying why) or ``"study"``
+    (the published rules exactly). ``lr_finder_method``: ``"cached"`` (default: the body runs
+    once per image and the range test trains the head on the cached features; LogME and a
+    linear probe are measured on the same features) or ``"full"`` (the study's procedure: the
+    range test trains the frozen network end to end).
+
+    Examples
+    --------
+    >>> AdviseOptions(profile="paper", seed=3).profile
+    'paper'
+    >>> AdviseOptions(threshold=2)
+    Traceback (most recent call last):
+    ...
+    finetune_advisor.exceptions.ConfigError: threshold must be a number in (0, 1), got 2
+    """
+
+    backbone: str | Callable | None = None
+    weights: str | Path | None = None
+    pretrained: bool = True
+    fallback: bool = True
+    reference: str | Path | None = None
+    profile: str = "cpu"
+    invariances: Mapping[str, bool] | None = None
+    threshold: float | None = None
+    layout: str = "auto"
+    csv_path: str | Path | None = None
+    label_sep: str | None = None
+    filename_regex: str | None = None
+    similarity: bool = True
+    lr_finder: bool = True
+    lr_loss: str = "valid"
+    lr_steps: int = 100
+    lr_finder_fallback: bool = False
+    max_images: int = 4000
+    bootstrap: int = 200
+    seed: int = 0
+    progress: bool = True
+    policy: str = "calibrated"
+    calibration: str | Path | None = None
+    lr_finder_method: str = "cached"
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; choose one of {sorted(PROFILES)}")
+        if self.threshold is not None and not (isinstance(self.threshold, (int, float))
+                                               and 0 < float(self.threshold) < 1):
+            raise ConfigError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
+        if self.layout not in data.LAYOUTS:
+            raise ConfigError(f"layout must be one of {data.LAYOUTS}, got {self.layout!r}")
+        if self.policy not in heuristics.POLICIES:
+            raise ConfigError(f"policy must be one of {heuristics.POLICIES}, got {self.policy!r}")
+        if self.lr_finder_method not in LR_FINDER_METHODS:
+            raise ConfigError(f"lr_finder_method must be one of {LR_FINDER_METHODS}, got {self.lr_finder_method!r}")
+        if self.lr_loss not in LR_LOSSES:
+            raise ConfigError(f"lr_loss must be one of {LR_LOSSES}, got {self.lr_loss!r}")
+        for name, low in (("lr_steps", 1), ("max_images", 1), ("bootstrap", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.lr_finder and self.lr_steps < MIN_LR_STEPS:
+            raise ConfigError(f"lr_steps={self.lr_steps} is too few for the LR range test (at least {MIN_LR_STEPS})",
+                              hint="raise lr_steps (CLI --lr-steps), or skip the test with lr_finder=False "
+                                   "(--no-lr-finder)")
+        if self.filename_regex:
+            try:
+                re.compile(self.filename_regex)
+            except re.error as exc:
+                raise ConfigError(f"filename_regex {self.filename_regex!r} is not a valid regular expression: {exc}",
+                                  hint="it needs one group that captures the label, e.g. '^(.+)_\\d+$'") from None
+
+    def replace(self, **changes: Any) -> "AdviseOptions":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def build(cls, options: "AdviseOptions | None" = None, **overrides: Any) -> "AdviseOptions":
+        """``options`` (default: the defaults) with ``overrides`` applied; unknown names are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; valid options are {sorted(known)}")
+        base = options or cls()
+        return dataclasses.replace(base, **overrides) if overrides else base
+
+    def read_kwargs(self) -> dict[str, Any]:
+        """The options :func:`finetune_advisor.data.read_dataset` takes."""
+        kw: dict[str, Any] = {"layout": self.layout, "csv_path": self.csv_path, "label_sep": self.label_sep}
+        if self.filename_regex:
+            kw["filename_regex"] = self.filename_regex
+        return kw
 
 
 @dataclass
@@ -23,12 +146,20 @@ class Recommendation:
     """Everything behind a Config: the profile, the similarity and the LR-finder curve."""
 
     config: Config
-    profile: Any                      # data.DatasetProfile
-    dataset: Any | None = None        # data.Dataset
-    similarity: Any | None = None     # similarity.SimilarityResult
-    lr_finder: Any | None = None      # lr_finder.LRFinderResult
-    backbone: Any | None = None       # backbones.Backbone
+    profile: "DatasetProfile"
+    dataset: "Dataset | None" = None
+    similarity: SimilarityResult | None = None
+    lr_finder: LRFinderResult | None = None         # with its curve, when run in this process
+    backbone: "Backbone | None" = None
     timings: dict[str, float] = field(default_factory=dict)
+    options: AdviseOptions = field(default_factory=AdviseOptions)
+
+    @classmethod
+    def from_config(cls, config: Config, profile: "DatasetProfile | None" = None, **parts: Any) -> "Recommendation":
+        """A Recommendation rebuilt from a saved Config (its measurements; no curves unless kept)."""
+        m = config.measurements
+        return cls(config=config, profile=profile, similarity=parts.pop("similarity", m.similarity),
+                   lr_finder=parts.pop("lr_finder", m.lr_finder), timings=dict(m.timings_s), **parts)
 
 
 def recommend(dataset_path: str | Path, **options: Any) -> Config:
@@ -40,7 +171,7 @@ def recommend(dataset_path: str | Path, **options: Any) -> Config:
         An ImageFolder tree, a CSV of ``image,labels`` (or a folder holding one), or a folder
         of images labelled by file name.
     **options
-        See :func:`advise`.
+        See :class:`AdviseOptions`.
 
     Returns
     -------
@@ -56,55 +187,79 @@ def recommend(dataset_path: str | Path, **options: Any) -> Config:
     return advise(dataset_path, **options).config
 
 
-def advise(dataset_path: str | Path, *,
-           backbone: str | Callable | None = None,
-           weights: str | Path | None = None,
-           pretrained: bool = True,
-           fallback: bool = True,
-           reference: str | Path | None = None,
-           profile: str = "cpu",
-           invariances: Mapping[str, bool] | None = None,
-           threshold: float | None = None,
-           layout: str = "auto",
-           csv_path: str | Path | None = None,
-           label_sep: str | None = None,
-           filename_regex: str | None = None,
-           similarity: bool = True,
-           lr_finder: bool = True,
-           lr_loss: str = "valid",
-           lr_steps: int = 100,
-           lr_finder_fallback: bool = False,
-           max_images: int = 4000,
-           bootstrap: int = 200,
-           seed: int = 0,
-           progress: bool = True) -> Recommendation:
+def range_test_spec(profile: "DatasetProfile", options: AdviseOptions) -> LearnerSpec:
+    """What the range test trains: the sizes the rules choose for this dataset (image size,
+    validation split, batch, head) with the study's optimiser and dropout defaults."""
+    valid_pct = heuristics.validation_split(profile).value
+    return LearnerSpec(image_size=heuristics.image_size(profile, options.profile).value,
+                       batch_size=heuristics.batch_size(profile, valid_pct).value, valid_pct=valid_pct,
+                       multi_label=bool(profile.multi_label), head_size=heuristics.head_size(profile).value,
+                       dropout=heuristics.dropout().value, weight_decay=heuristics.weight_decay().value,
+                       beta2=heuristics.beta2().value,
+                       max_images_per_class=PROFILES[options.profile].get("max_images_per_class"))
+
+
+def transferability_of(cache: FeatureCache, *, seed: int = 0) -> dict[str, float]:
+    """LogME and the cross-validated linear-probe score on the cached features."""
+    x, y = cache.all()
+    return {"logme": round(logme(x, y), 5), "probe_accuracy": round(linear_probe(x, y, seed=seed), 5),
+            "probe_metric": "macro ROC AUC" if cache.multi_label else "accuracy", "n_images": int(len(x))}
+
+
+def resolve_policy(options: AdviseOptions, backbone_key: str) -> tuple[str, Calibration | None, str | None]:
+    """``(policy, calibration, note)``: the calibrated policy needs a calibration for the
+    backbone and profile; without one it falls back to the study policy and ``note`` says why."""
+    if options.policy == "study":
+        return "study", None, None
+    calibration, why_not = find_calibration(backbone_key, options.profile, options.calibration)
+    if calibration is None:
+        return "study", None, f"policy 'calibrated' unavailable ({why_not}): using the study policy"
+    return "calibrated", calibration, None
+
+
+def configure(profile: "DatasetProfile", measured: Measurements, options: AdviseOptions, *,
+              backbone: str, backbone_reason: str, calibration: Calibration | None = None,
+              policy_note: str | None = None) -> Config:
+    """The rules applied to ``profile`` and the stage measurements ``measured`` (pure).
+
+    :func:`advise` ends here, and so does a bench baseline for a subset of a dataset: the
+    subset's profile with the whole dataset's similarity and range test.
+    """
+    sim, lr = measured.similarity, measured.lr_finder
+    threshold = options.threshold if options.threshold is not None else SIMILARITY_THRESHOLD
+    if sim is not None and sim.threshold is not None:
+        threshold = sim.threshold
+    policy = "calibrated" if calibration is not None else "study"
+    config = heuristics.recommend_config(
+        profile, similarity=None if sim is None else sim.similarity, far=None if sim is None else sim.far,
+        threshold=threshold, lr_find=None if lr is None else lr.lr,
+        backbone=backbone, backbone_reason=backbone_reason, profile_name=options.profile,
+        invariances=options.invariances, measurements=measured.stages(), policy=policy,
+        rule=None if calibration is None else calibration.rule,
+        evidence="" if calibration is None else calibration.evidence())
+    if calibration is not None:
+        config = dataclasses.replace(config, measurements=config.measurements.replace(
+            calibration=calibration.summary()))
+    if policy_note:
+        config = dataclasses.replace(config, warnings=(*config.warnings, policy_note))
+    return config
+
+
+def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **overrides: Any) -> Recommendation:
     """Run the whole pipeline and keep every intermediate result.
 
-    ``backbone=None`` lets the size rule pick the ResNet; when its weights cannot be had
-    (offline) and ``fallback`` is true, the shipped EfficientNet-Lite0 is used and the
-    Config says so. ``similarity=False`` / ``lr_finder=False`` skip those measurements
-    (the rules then use the study's defaults and say so). ``lr_finder_fallback=True``: when
-    the range test cannot suggest a rate, use the study's default as ``lr_finder=False`` would,
-    and keep the reason in ``measurements["lr_finder_failed"]`` instead of raising.
+    ``options`` (an :class:`AdviseOptions`) and/or keyword ``overrides`` of its fields.
     """
-    from . import data, heuristics
-    from .backbones import create_backbone
-    from .exceptions import ConfigError, DatasetError, LRFinderError
-
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    if lr_finder and int(lr_steps) < MIN_LR_STEPS:
-        raise ConfigError(f"lr_steps={lr_steps} is too few for the LR range test (at least {MIN_LR_STEPS})",
-                          hint="raise lr_steps (CLI --lr-steps), or skip the test with lr_finder=False (--no-lr-finder)")
+    opts = AdviseOptions.build(options, **overrides)
+    log.debug("importing torch and fastai...")      # seconds, the first time
     from fastai.torch_core import set_seed
+
+    seed = opts.seed
     set_seed(seed, reproducible=True)  # random-init backbones, head init, augmentation: same seed, same advice
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
-    read_kwargs = {"layout": layout, "csv_path": csv_path, "label_sep": label_sep}
-    if filename_regex:
-        read_kwargs["filename_regex"] = filename_regex
-    dataset = data.read_dataset(dataset_path, **read_kwargs)
+    dataset = data.read_dataset(dataset_path, **opts.read_kwargs())
     dataset_profile = data.profile_dataset(dataset)
     if dataset_profile.n_corrupt >= dataset_profile.n_headers_read > 0:  # nothing to measure or train on
         raise DatasetError(f"none of the {dataset_profile.n_images} images in {dataset.root} can be read "
@@ -112,12 +267,12 @@ def advise(dataset_path: str | Path, *,
                            hint="check the image files: corrupt, truncated, refused as too large, or not images")
     timings["profile"] = time.perf_counter() - clock
 
-    if backbone is None:
+    if opts.backbone is None:
         arch, arch_reason = heuristics.choose_architecture(dataset_profile)
     else:
-        arch, arch_reason = backbone, "set by user"
+        arch, arch_reason = opts.backbone, "set by user"
     clock = time.perf_counter()
-    bb = create_backbone(arch, weights=weights, pretrained=pretrained, fallback=fallback)
+    bb = create_backbone(arch, weights=opts.weights, pretrained=opts.pretrained, fallback=opts.fallback)
     if bb.fallback_from is not None:
         arch_reason = (f"{arch_reason}; but {bb.fallback_from} weights are unavailable here, so the shipped "
                        f"ImageNet {bb.name} is used instead (pass --weights or go online for {bb.fallback_from})")
@@ -127,33 +282,41 @@ def advise(dataset_path: str | Path, *,
 
     sim_result = None
     decode_failed: set[str] = set()  # images whose pixels did not decode (the headers did)
-    if similarity:
+    if opts.similarity:
         from .similarity import dataset_similarity, get_reference
+
         clock = time.perf_counter()
-        ref = get_reference(bb, path=reference)
-        sim_result = dataset_similarity(dataset, bb, ref, threshold=threshold, max_images=max_images,
-                                        bootstrap=bootstrap, seed=seed, progress=progress)
+        ref = get_reference(bb, path=opts.reference)
+        sim_result = dataset_similarity(dataset, bb, ref, threshold=opts.threshold, max_images=opts.max_images,
+                                        bootstrap=opts.bootstrap, seed=seed, progress=opts.progress)
         log.info("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
         decode_failed.update(sim_result.failed_paths)
         timings["similarity"] = time.perf_counter() - clock
 
-    lr_result, lr_failed = None, None
-    if lr_finder:
-        from .lr_finder import find_lr
-        from .train import build_learner
+    lr_result, lr_failed, transfer = None, None, None
+    if opts.lr_finder:
         clock = time.perf_counter()
-        draft = heuristics.recommend_config(dataset_profile, backbone=backbone_name, profile_name=profile,
-                                            invariances=invariances)
+        spec = range_test_spec(dataset_profile, opts)
         set_seed(seed, reproducible=True)  # head init and augmentation: same seed, same LR
-        learn = build_learner(draft, dataset, backbone=bb, seed=seed)
-        log.info("LR range test on the frozen %s (%d px, batch %d)...", bb.name, draft.image_size, draft.batch_size)
-        decode_failed.update(learn.dls.unreadable)
         try:
-            with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
-                lr_result = find_lr(learn, loss=lr_loss, num_it=lr_steps, seed=seed)
+            if opts.lr_finder_method == "cached":
+                log.info("LR range test on cached %s features (%d px, batch %d)...", bb.name, spec.image_size,
+                         spec.batch_size)
+                cache = cache_features(dataset, bb, spec, seed=seed, progress=opts.progress)
+                decode_failed.update(cache.failed_paths)
+                timings["features"] = time.perf_counter() - clock
+                lr_result = find_lr_cached(cache, spec, loss=opts.lr_loss, num_it=max(opts.lr_steps, 200), seed=seed)
+                transfer = transferability_of(cache, seed=seed)
+            else:
+                learn = build_learner(spec, dataset, backbone=bb, seed=seed)
+                log.info("LR range test on the frozen %s (%d px, batch %d)...", bb.name, spec.image_size,
+                         spec.batch_size)
+                decode_failed.update(learn.dls.unreadable)
+                with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
+                    lr_result = find_lr(learn, loss=opts.lr_loss, num_it=opts.lr_steps, seed=seed)
         except LRFinderError as exc:  # name the dataset and the CLI's way out
             lr_failed = f"LR range test on {dataset.root} failed: {exc.message}"
-            if not lr_finder_fallback:
+            if not opts.lr_finder_fallback:
                 raise LRFinderError(lr_failed, path=dataset.root,
                                     hint=(f"{exc.hint}; " if exc.hint else "") + "or skip it with --no-lr-finder "
                                          "(lr_finder=False) to use the study's default learning rate") from None
@@ -162,22 +325,15 @@ def advise(dataset_path: str | Path, *,
 
     if decode_failed:  # found while embedding or loading: count them with the header failures
         dataset_profile = data.add_decode_failures(dataset_profile, decode_failed)
-    measurements = {"timings_s": {k: round(v, 2) for k, v in timings.items()},
-                    "backbone_source": bb.source}
-    if sim_result is not None:
-        measurements["similarity"] = {k: v for k, v in sim_result.to_dict().items() if k != "failed_paths"}
-    if lr_result is not None:
-        measurements["lr_finder"] = {k: v for k, v in lr_result.to_dict().items()
-                                     if k not in ("lrs", "losses_raw", "losses_smooth")}
-    if lr_failed is not None:
-        measurements["lr_finder_failed"] = lr_failed
-    config = heuristics.recommend_config(
-        dataset_profile,
-        similarity=None if sim_result is None else sim_result.similarity,
-        far=None if sim_result is None else sim_result.far,
-        threshold=heuristics.SIMILARITY_THRESHOLD if sim_result is None else sim_result.threshold,
-        lr_find=None if lr_result is None else lr_result.lr,
-        backbone=backbone_name, backbone_reason=arch_reason,
-        profile_name=profile, invariances=invariances, measurements=measurements)
+
+    measured = Measurements(similarity=None if sim_result is None else sim_result.without_paths(),
+                            lr_finder=None if lr_result is None else lr_result.summary(),
+                            lr_finder_failed=lr_failed, backbone_source=bb.source, transferability=transfer,
+                            timings_s={k: round(v, 2) for k, v in timings.items()})
+    policy, calibration, note = resolve_policy(opts, bb.key)
+    if note:
+        log.warning("%s", note)
+    config = configure(dataset_profile, measured, opts, backbone=backbone_name, backbone_reason=arch_reason,
+                       calibration=calibration, policy_note=note)
     return Recommendation(config=config, profile=dataset_profile, dataset=dataset, similarity=sim_result,
-                          lr_finder=lr_result, backbone=bb, timings=timings)
+                          lr_finder=lr_result, backbone=bb, timings=timings, options=opts)

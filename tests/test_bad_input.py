@@ -427,14 +427,18 @@ def test_lr_finder_loss_nan_from_the_first_step(tmp_path, capsys):
     (tmp_path / "nan_net.py").write_text(NAN_NET)
     root = two_classes(tmp_path / "d")
     rc, _, err = cli(capsys, "recommend", root, "--backbone", f"{tmp_path}/nan_net.py:nan_net", "--no-similarity",
-                     "--lr-steps", "30", "-q")
+                     "--lr-steps", "30", "--lr-finder", "full", "-q")
     error_line(rc, err, root, "LR range test", "not finite from the first step", "--no-lr-finder")
+    # the cached range test meets the NaN in the features, and says so
+    rc, _, err = cli(capsys, "recommend", root, "--backbone", f"{tmp_path}/nan_net.py:nan_net", "--no-similarity",
+                     "-q")
+    error_line(rc, err, root, "no finite features", "LR range test")
 
 
 def _fake_losses(monkeypatch, curve):
     """Record ``curve(step)`` instead of the real loss (the sweep itself runs as usual)."""
-    from finetune_advisor import lr_finder
-    real = lr_finder._recorder_class()
+    from finetune_advisor.lr_finder import recorder
+    real = recorder.RawLossRecorder
 
     class Fake(real):
         def after_batch(self):
@@ -442,7 +446,7 @@ def _fake_losses(monkeypatch, curve):
             self.rec_losses[-1] = float(curve(len(self.rec_losses) - 1))
             self.rec_train_losses[-1] = self.rec_losses[-1]   # the fallback curve too
 
-    monkeypatch.setattr(lr_finder, "_recorder_class", lambda: Fake)
+    monkeypatch.setattr(recorder, "RawLossRecorder", Fake)
 
 
 @pytest.mark.parametrize("case, curve, needle", [
@@ -452,7 +456,7 @@ def _fake_losses(monkeypatch, curve):
 def test_lr_finder_curve_without_a_suggestion(tmp_path, capsys, monkeypatch, case, curve, needle):
     _fake_losses(monkeypatch, curve)
     root = make_folder_dataset(tmp_path / "d", counts=BASE_COUNTS, size=16)
-    rc, _, err = cli(capsys, "recommend", root, *LR)
+    rc, _, err = cli(capsys, "recommend", root, *LR, "--lr-finder", "full")
     error_line(rc, err, root, "LR range test", needle, "--no-lr-finder")
 
 
@@ -554,12 +558,10 @@ def test_weights_download_without_network_is_one_line(tmp_path, capsys, monkeypa
 # --- the CLI's own guarantees -----------------------------------------------------------------------
 
 def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path, capsys, monkeypatch):
-    rec_module = sys.modules["finetune_advisor.recommend"]  # the package's `recommend` is the function
-
     def boom(*args, **kwargs):
         raise RuntimeError("something deep in torch\nwith a second line")
 
-    monkeypatch.setattr(rec_module, "advise", boom)
+    monkeypatch.setattr("finetune_advisor.cli.commands.advise", boom)   # what the recommend command calls
     root = two_classes(tmp_path / "d")
     rc, _, err = cli(capsys, "recommend", root, *QUICK)
     error_line(rc, err, "unexpected RuntimeError: something deep in torch with a second line", "--debug")

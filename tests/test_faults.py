@@ -110,7 +110,7 @@ def assert_clean_interrupt(rc: int, err: str) -> None:
 @posix_only
 def test_ctrl_c_during_recommend_lr_range_test(dataset, tmp_path):
     child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
-                   "--lr-steps", "5000"], tmp_path)
+                   "--lr-steps", "5000", "--lr-finder", "full"], tmp_path)
     child.wait_for("LR range test on the frozen")   # logged just before the sweep starts
     time.sleep(1.5)                                  # well inside fastai's fit loop
     rc, out, err = child.interrupt()
@@ -121,8 +121,8 @@ def test_ctrl_c_during_recommend_lr_range_test(dataset, tmp_path):
 @posix_only
 def test_ctrl_c_while_still_loading_torch(dataset, tmp_path):
     child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
-                   "--lr-steps", "5000"], tmp_path)
-    time.sleep(0.8)  # imports: torch, fastai
+                   "--lr-steps", "5000", "--debug"], tmp_path)
+    child.wait_for("importing torch and fastai")   # logged just before the import, which takes seconds
     assert_clean_interrupt(*child.interrupt()[::2])
 
 
@@ -320,5 +320,5 @@ def test_same_seed_same_recommendation_across_processes(dataset, tiny_reference,
                   progress=False).config
     assert here.lr == pytest.approx(other.lr, rel=0.01)
     assert _decisions(here) == _decisions(other)
-    assert here.measurements["similarity"]["similarity"] == pytest.approx(
-        other.measurements["similarity"]["similarity"], abs=1e-6)
+    assert here.measurements.similarity.similarity == pytest.approx(
+        other.measurements.similarity.similarity, abs=1e-6)

@@ -289,7 +289,7 @@ def test_recommend_config_reasons_cover_every_decision_and_name_the_numbers():
     assert "150" in cfg.reasons["valid_pct"] and "150" in cfg.reasons["backbone"]
     assert cfg.lr == pytest.approx(3.2e-4) and cfg.lr_finetune == pytest.approx(3.2e-5)
     assert cfg.fine_tune == "all" and cfg.unfrozen_epochs == 5 and cfg.profile == "paper"
-    assert cfg.measurements["lr_find"] == 3.2e-3 and cfg.measurements["similarity"] == 0.58
+    assert cfg.measurements.lr_find == 3.2e-3 and cfg.measurements.score == 0.58
     assert any("tricky" in w for w in cfg.warnings)
 
 
@@ -300,14 +300,14 @@ def test_recommend_config_json_round_trip():
     again = Config.from_json(cfg.to_json())
     assert again == cfg
     assert json.loads(cfg.to_json())["measurements"]["similarity"] == {"similarity": 0.9, "emd": 0.12}
-    assert cfg.measurements["extra"] == [1, 2]
+    assert cfg.measurements.extra["extra"] == [1, 2]
 
 
 def test_recommend_config_defaults_without_measurements():
     cfg = h.recommend_config(uniform(500))
     assert cfg.lr == 3e-3 and "Overture default" in cfg.reasons["lr"]
     assert cfg.fine_tune == "all" and "study default" in cfg.reasons["fine_tune"]
-    assert cfg.profile == "cpu" and cfg.image_size == 64 and cfg.measurements["far"] is None
+    assert cfg.profile == "cpu" and cfg.image_size == 64 and cfg.measurements.far is None
 
 
 def test_recommend_config_backbone_override_and_result_objects():

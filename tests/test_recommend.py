@@ -24,8 +24,8 @@ def test_recommend_returns_a_config_with_a_reason_per_field(folder):
     assert isinstance(cfg, Config)
     assert set(cfg.reasons) == set(DECISION_FIELDS) and all(cfg.reasons.values())
     assert Config.from_json(cfg.to_json()) == cfg
-    lr = cfg.measurements["lr_finder"]
-    assert 1e-7 < lr["lr"] < 10 and cfg.lr == pytest.approx(lr["lr"], rel=0.05)  # no similarity: no / 10
+    lr = cfg.measurements.lr_finder
+    assert 1e-7 < lr.lr < 10 and cfg.lr == pytest.approx(lr.lr, rel=0.05)  # no similarity: no / 10
     assert cfg.backbone == "resnet18" and cfg.reasons["backbone"] == "set by user"
 
 
@@ -40,7 +40,7 @@ def test_multi_label_csv(tmp_path):
     root = make_csv_dataset(tmp_path)
     cfg = recommend(root, lr_finder=False, **{k: v for k, v in FAST.items()})
     assert cfg.multi_label is True
-    assert "lr_finder" not in cfg.measurements and "default" in cfg.reasons["lr"].lower()
+    assert cfg.measurements.lr_finder is None and "default" in cfg.reasons["lr"].lower()
 
 
 def test_similarity_with_a_reference_built_for_the_same_backbone(tmp_path, folder):
@@ -55,7 +55,7 @@ def test_similarity_with_a_reference_built_for_the_same_backbone(tmp_path, folde
     s = rec.similarity
     assert 0.0 <= s.similarity <= 1.0 and s.similarity == pytest.approx(min(1.0, 1 - (s.emd - s.emd_floor)), abs=1e-6)
     assert s.far == (s.similarity < s.threshold)
-    assert rec.config.measurements["similarity"]["emd"] == pytest.approx(s.emd)
+    assert rec.config.measurements.similarity.emd == pytest.approx(s.emd)
 
 
 def test_cli_json_is_one_document_on_stdout(folder, capsys):
@@ -111,3 +111,28 @@ def test_sample_with_the_shipped_offline_backbone(monkeypatch):
     # Quick Draw doodles are far from ImageNet (the study: Draw 0.581 < 0.72)
     assert rec.similarity.far and rec.similarity.similarity < 0.72
     assert rec.config.fine_tune == "all"
+
+
+def test_cached_range_test_runs_the_body_once_per_image(folder, monkeypatch):
+    import importlib
+    rec_mod = importlib.import_module("finetune_advisor.recommend")   # the package binds the function's name
+
+    seen = []
+    real = rec_mod.create_backbone
+
+    def counting(*args, **kwargs):
+        bb = real(*args, **kwargs)
+        bb.body.register_forward_hook(lambda module, inp, out: seen.append(int(inp[0].shape[0])))
+        return bb
+    monkeypatch.setattr(rec_mod, "create_backbone", counting)
+    rec = advise(folder, **FAST)
+    lr = rec.config.measurements.lr_finder
+    assert lr.method == "cached" and lr.n_steps >= 100
+    assert sum(seen) == 30          # 30 images, each through the body once, though the sweep took hundreds of steps
+    t = rec.config.measurements.transferability
+    assert set(t) >= {"logme", "probe_accuracy"} and t["n_images"] == 30
+
+
+def test_full_range_test_stays_an_option(folder):
+    cfg = recommend(folder, lr_finder_method="full", **FAST)
+    assert cfg.measurements.lr_finder.method == "full" and cfg.measurements.transferability is None

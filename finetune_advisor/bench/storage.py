@@ -1,0 +1,225 @@
+"""Where a sweep lives: an Optuna study on an RDB storage (SQLite file, or PostgreSQL / MySQL so
+that several machines share it), with heartbeats, dead workers' trials re-queued, and the claim
+lock SQLite needs. :class:`BenchStudy` holds it all, plus this process's caches."""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import threading
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Dataset
+    from ..recommend import Recommendation
+
+__all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials",
+           "claim_lock", "keys_by_state"]
+
+log = logging.getLogger(__name__)
+
+CLAIM_ATTR = "claimed_as"      # a worker's mark: the trial number it claimed, set once its heartbeat runs
+
+
+@dataclass(eq=False)
+class BenchStudy:
+    """An open bench study: the Optuna study, its storage and settings, and this process's caches.
+
+    The caches hold what is costly to redo within one process: datasets read (by path) and
+    whole-dataset recommendations (by path, profile and options). The study-reading methods
+    callers use (``user_attrs``, ``get_trials``, ``ask``, ...) are passed through to ``study``.
+    """
+
+    study: "optuna.Study"
+    storage: "optuna.storages.RDBStorage"
+    url: str
+    heartbeat_interval: float
+    grace_period: float
+    datasets: dict[str, "Dataset"] = field(default_factory=dict, repr=False)
+    advice: dict[tuple, "Recommendation"] = field(default_factory=dict, repr=False)
+
+    @property
+    def study_name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return self.study.user_attrs
+
+    @property
+    def study_id(self) -> int:
+        return self.storage.get_study_id_from_name(self.study.study_name)
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.study.set_user_attr(key, value)
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list:
+        return self.study.get_trials(deepcopy=deepcopy, states=states)
+
+    def enqueue_trial(self, params: dict, **kwargs: Any) -> None:
+        self.study.enqueue_trial(params, **kwargs)
+
+    def ask(self):
+        return self.study.ask()
+
+    def tell(self, trial, *args: Any, **kwargs: Any):
+        return self.study.tell(trial, *args, **kwargs)
+
+
+def _default_storage(out_dir: str | os.PathLike | None, study_name: str) -> str:
+    folder = Path(out_dir) if out_dir else Path("bench") / study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / 'bench.db').resolve()}"
+
+
+def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os.PathLike | None = None,
+               heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3,
+               create: bool = True) -> BenchStudy:
+    """Create or reopen (``load_if_exists``) the study on an RDB storage with heartbeats.
+
+    ``storage`` is an SQLAlchemy URL (default: ``sqlite:///<out_dir>/bench.db``); a killed
+    worker's trials go back to the queue (up to ``max_retry`` times) once their heartbeat is
+    older than ``grace_period`` (default: two intervals). ``create=False``: the study must exist.
+    """
+    import optuna
+
+    url = storage or _default_storage(out_dir, study_name)
+    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+        raise ConfigError(f"storage must be an SQLAlchemy URL (sqlite:///file.db or postgresql://...), got {url!r}")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    grace = grace_period or 2 * heartbeat_interval
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    if create:
+        study = optuna.create_study(study_name=study_name, storage=rdb, direction="maximize", load_if_exists=True)
+    else:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=rdb)
+        except KeyError:
+            raise ConfigError(f"no study named {study_name!r} in {url}",
+                              hint="start it with 'finetune-advisor bench run' (Python: run_bench)") from None
+    return BenchStudy(study, rdb, url, heartbeat_interval, grace)
+
+
+class Heartbeat:
+    """Record a trial's heartbeat every ``interval`` s (public ``RDBStorage.record_heartbeat``)."""
+
+    def __init__(self, rdb, trial_id: int, interval: float):
+        self.rdb, self.trial_id, self.interval = rdb, trial_id, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while True:
+            try:
+                self.rdb.record_heartbeat(self.trial_id)
+            except Exception as exc:  # keep training; the trial may be retried if this persists
+                log.debug("heartbeat failed: %s", exc)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def requeue_dead_trials(bench: BenchStudy, study_id: int) -> None:
+    """Fail the trials of dead workers and re-queue them (the storage's retry callback).
+
+    Optuna's ``fail_stale_trials`` covers trials whose heartbeat went stale. A worker killed
+    between claiming a trial and its first heartbeat leaves a RUNNING trial with no heartbeat,
+    which Optuna never calls stale; such a trial has no :data:`CLAIM_ATTR` for its own number
+    (a re-queued copy inherits its predecessor's) and is failed once older than the grace period.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    study, rdb = bench.study, bench.storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()       # the storage stamps datetime_start with the local clock
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get(CLAIM_ATTR) == t.number or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() <= bench.grace_period:
+            continue
+        trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if not rdb.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
+            continue
+        log.warning("bench: trial %d (%s) was claimed by a worker that died before its first heartbeat; "
+                    "re-queued", t.number, t.user_attrs.get("key"))
+        retry = rdb.get_heartbeat_stale_trial_callback()
+        if retry is not None:
+            retry(study, rdb.get_trial(trial_id))
+
+
+@contextlib.contextmanager
+def claim_lock(url: str) -> Iterator[None]:
+    """SQLite: serialise ``ask()`` across processes with a file lock next to the database.
+
+    Optuna's claim (read WAITING, then set RUNNING) is one locked transaction on PostgreSQL and
+    MySQL (``SELECT ... FOR UPDATE``), but not on SQLite, where two processes can pop the same
+    trial; the lock closes that gap. Other URLs: no lock."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        yield
+        return
+    import fcntl
+    with open(url[len("sqlite:///"):] + ".claim.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def keys_by_state(study) -> dict[str, dict[str, int]]:
+    """Trial key -> {state name: number of trials}."""
+    out: dict[str, dict[str, int]] = {}
+    for t in study.get_trials(deepcopy=False):
+        k = t.user_attrs.get("key")
+        if k is not None:
+            d = out.setdefault(k, {})
+            d[t.state.name] = d.get(t.state.name, 0) + 1
+    return out
+
+
+def study_status(study) -> dict[str, Any]:
+    """How far a study (a :class:`BenchStudy` or an Optuna study) is: trials by state, grid keys
+    done, per dataset, and an ETA."""
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    attrs = study.user_attrs
+    n_grid = int(attrs.get("n_grid", 0))
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("key")]
+    keys_done = {t.user_attrs["key"] for t in complete}
+    per_ds: dict[str, int] = Counter(t.user_attrs.get("dataset") for t in complete)
+    times = [float(t.user_attrs.get("wall_time_s", 0)) for t in complete if t.user_attrs.get("wall_time_s")]
+    remaining = max(n_grid - len(keys_done), 0)
+    mean_t = sum(times) / len(times) if times else None
+    return {"study": study.study_name, "n_grid": n_grid, "n_done": len(keys_done), "n_remaining": remaining,
+            "states": dict(states), "done_by_dataset": dict(per_ds),
+            "duplicate_complete_keys": len(complete) - len(keys_done),
+            "mean_trial_s": mean_t, "eta_s_one_worker": None if mean_t is None else mean_t * remaining,
+            "missing_datasets": attrs.get("missing_datasets", {}), "failed_datasets": attrs.get("failed_datasets", {}),
+            "grid_enqueued": bool(attrs.get("grid_enqueued"))}

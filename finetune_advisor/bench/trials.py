@@ -1,0 +1,94 @@
+"""What one bench cell does with data: the fraction of a dataset it uses, the recommended
+baseline for that fraction (through the same rules as ``advise``), and the default trainer."""
+from __future__ import annotations
+
+import json
+from typing import Any, MutableMapping
+
+from ..config import Config
+from ..data import Dataset, profile_dataset, read_dataset
+from ..exceptions import ConfigError
+from ..recommend import Recommendation, advise, configure
+from ..train import train
+from .datasets import BenchDataset, default_reference
+from .grid import BenchProfile
+
+__all__ = ["fraction_subset", "advise_baseline", "train_trial"]
+
+
+def fraction_subset(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """A class-stratified ``fraction`` of ``dataset`` (at least 1 image per class), the same for
+    every trial: the seed is the run's data seed, not the trial's. The draw is the package's one
+    sampler, :func:`finetune_advisor.data.stratified_indices` (through :meth:`Dataset.subset`).
+
+    >>> from pathlib import Path
+    >>> from finetune_advisor.data import Item
+    >>> ds = Dataset(Path("d"), "folders", tuple(Item(Path(f"d/{c}/{i}.jpg"), (c,)) for c in "ab" for i in range(10)),
+    ...              ("a", "b"), multi_label=False)
+    >>> fraction_subset(ds, 0.25).class_counts(), fraction_subset(ds, 1.0) is ds
+    ({'a': 3, 'b': 3}, True)
+    """
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"fraction must be in (0, 1], got {fraction!r}")
+    if fraction >= 1:
+        return dataset
+    return dataset.subset(fraction=fraction, seed=seed)
+
+
+def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfile,
+                    options: dict[str, Any] | None = None, *,
+                    cache: MutableMapping[tuple, Recommendation] | None = None) -> Config:
+    """The recommended Config for ``fraction`` of ``dataset`` under ``profile``.
+
+    Similarity and the LR range test are measured once on the whole dataset (kept in ``cache``,
+    e.g. :attr:`BenchStudy.advice`); for a fraction, :func:`finetune_advisor.recommend.configure`
+    (the last step of ``advise``) re-runs the rules on the subset's profile with those
+    measurements. ``options`` go to :func:`finetune_advisor.recommend.advise` (None values keep
+    its defaults); without a ``reference`` there, the shared Tiny-ImageNet sample is used when
+    present (:func:`default_reference`). A range test that cannot suggest a rate does not stop
+    the bench: the study's default rate is used, and ``measurements.lr_finder_failed`` says why.
+    """
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    opts.setdefault("progress", False)
+    if opts.get("similarity", True) and "reference" not in opts:
+        ref = default_reference()
+        if ref is not None:
+            opts["reference"] = str(ref)
+    key = (str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
+    rec = None if cache is None else cache.get(key)
+    if rec is None:
+        rec = advise(dataset.path, profile=profile.config_profile, lr_finder_fallback=True, **opts)
+        if cache is not None:
+            cache[key] = rec
+    cfg = rec.config
+    if fraction < 1:
+        measured = cfg.measurements.stages().replace(fraction=float(fraction))
+        cfg = configure(profile_dataset(fraction_subset(rec.dataset, fraction)), measured, rec.options,
+                        backbone=cfg.backbone, backbone_reason=cfg.reasons["backbone"])
+    return profile.apply(cfg)
+
+
+def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed: int, profile: BenchProfile,
+                cache: MutableMapping[str, Dataset] | None = None) -> dict[str, Any]:
+    """Default ``run_trial_fn``: :func:`finetune_advisor.train.train` on the fraction; returns
+    the trial's user attrs (``metric`` is the value the study records).
+
+    ``cache`` (e.g. :attr:`BenchStudy.datasets`) keeps each dataset read once per process."""
+    path = str(dataset.path)
+    full = None if cache is None else cache.get(path)
+    if full is None:
+        full = read_dataset(dataset.path)
+        if cache is not None:
+            cache[path] = full
+    res = train(config, fraction_subset(full, fraction), seed=seed, progress=False,
+                max_images_per_class=profile.max_images_per_class)
+    metric = res.main_metric
+    hist = res.history
+    best = int(hist[metric].astype(float).values.argmax()) + 1 if len(hist) and metric in hist else 0
+    return {"metric": float(res.final_metrics[metric]), "metric_name": metric,
+            "valid_loss": float(res.final_metrics.get("valid_loss", float("nan"))),
+            "best_metric": float(hist[metric].max()) if best else float("nan"),
+            "epochs_to_best": best, "wall_time_s": float(res.wall_time_s),
+            # multi-label: a ranking metric beside accuracy_multi, which the all-negative answer wins
+            "roc_auc_macro": float(res.final_metrics.get("roc_auc_macro", float("nan"))),
+            "n_train": res.n_train, "n_valid": res.n_valid, "backbone_used": res.backbone}

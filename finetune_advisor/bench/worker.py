@@ -1,0 +1,269 @@
+"""Running a sweep: enqueue the trial list once (:func:`prepare_study`), let workers claim and
+train trials (:func:`run_worker`, one per process or machine), and both at once with the
+outputs written (:func:`run_bench`). Killed workers' trials are re-queued; finished trials are
+never recomputed, and no trial key ever has two COMPLETE trials."""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import numbers
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .._progress import progress as progress_iter
+from .._progress import progress_to_stderr
+from ..config import Config
+from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
+from ..study import TABLE1_GRID
+from .datasets import BenchDataset, resolve_datasets
+from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid
+from .results import write_outputs
+from .storage import (CLAIM_ATTR, BenchStudy, Heartbeat, claim_lock, keys_by_state, open_study,
+                      requeue_dead_trials, study_status)
+from .trials import advise_baseline, train_trial
+
+__all__ = ["prepare_study", "run_worker", "run_bench", "check_fractions", "check_seeds"]
+
+log = logging.getLogger(__name__)
+
+
+def check_fractions(fractions: Iterable[float]) -> list[float]:
+    """``fractions`` as floats, each in (0, 1], none twice; else a :class:`ConfigError`."""
+    out = [float(f) for f in fractions]
+    bad = [f for f in out if not 0 < f <= 1]         # NaN fails too
+    if not out or bad or len(set(out)) != len(out):
+        got = ", ".join(f"{f:g}" for f in out) or "none"
+        raise ConfigError(f"fractions must be distinct numbers in (0, 1], got {got}",
+                          hint="e.g. --fractions 0.2 1.0: a fifth and all of each dataset")
+    return out
+
+
+def check_seeds(seeds: int | Iterable[int]) -> list[int]:
+    """A number of seeds (>= 1) as ``[0, ..., n-1]``, or distinct seeds >= 0; else a :class:`ConfigError`."""
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be at least 1 (repeats per cell), got {seeds}")
+        return list(range(int(seeds)))
+    given = list(seeds)
+    if not given or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in given) \
+            or len(set(given)) != len(given):
+        raise ConfigError(f"seeds must be distinct integers >= 0, got {given}")
+    return [int(s) for s in given]
+
+
+def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fractions: Sequence[float] = FRACTIONS,
+                  seeds: Sequence[int] = (0, 1, 2), profile: str | BenchProfile = "cpu",
+                  grid: Mapping[str, Sequence[float]] | None = None, anchors: Sequence[str] = ANCHORS,
+                  advise_fn: Callable | None = None, advise_options: Mapping[str, Any] | None = None,
+                  max_failures: int = 2) -> list[TrialSpec]:
+    """Compute (or reuse) the baselines and enqueue every missing trial, idempotently.
+
+    Baselines are cached as study user attrs (``baseline:<dataset>|<fraction>``). A trial is
+    enqueued only when its key has no WAITING, RUNNING or COMPLETE trial (and fewer than
+    ``max_failures`` FAIL ones), so a kill during enqueueing, a second run or a second worker
+    adds nothing twice. ``advise_fn(dataset, fraction, profile, options) -> Config`` defaults
+    to :func:`advise_baseline` (with the study's advice cache). Returns the full grid.
+    """
+    fractions, seeds = check_fractions(fractions), check_seeds(seeds)
+    prof = BENCH_PROFILES[profile] if isinstance(profile, str) else profile
+    advise_fn = advise_fn or functools.partial(advise_baseline, cache=study.advice)
+    attrs = study.user_attrs
+    settings = {"fractions": fractions, "seeds": seeds, "profile": prof.to_dict(),
+                "grid": {k: list(map(float, v)) for k, v in (TABLE1_GRID if grid is None else grid).items()},
+                "anchors": list(anchors), "datasets": [d.name for d in datasets]}
+    if "settings" in attrs and attrs["settings"] != settings:
+        raise ConfigError("this study was started with other settings (datasets, fractions, seeds, profile or grid)",
+                          hint=f"use a new study name, or rerun with the original settings: {attrs['settings']}")
+    if "settings" not in attrs:
+        study.set_user_attr("settings", settings)
+    missing = [d for d in datasets if not d.available]
+    study.set_user_attr("missing_datasets", {d.name: d.note for d in missing})
+    study.set_user_attr("datasets", {d.name: {"path": str(d.path), "origin": d.origin,
+                                              "multi_label": d.multi_label} for d in datasets if d.available})
+    baselines: dict[tuple[str, float], Config] = {}
+    failed: dict[str, str] = {}
+    for d in datasets:
+        if not d.available:
+            log.warning("bench: %s is missing (%s); it is reported, not faked", d.name, d.note)
+            continue
+        for f in fractions:
+            ak = f"baseline:{d.name}|{f:g}"
+            if ak in attrs:
+                baselines[(d.name, f)] = Config.from_json(attrs[ak])
+                continue
+            log.info("bench: recommending the baseline for %s at %g%% of the data", d.name, 100 * f)
+            try:
+                cfg = advise_fn(d, f, prof, advise_options)
+            except FinetuneAdvisorError as exc:  # one dataset's failure must not stop the others
+                failed[d.name] = f"{100 * f:g}% of the data: {exc.message}"
+                log.error("bench: no baseline for %s at %g%% of the data (%s); its trials are skipped "
+                          "this run and retried on the next", d.name, 100 * f, exc.message)
+                continue
+            study.set_user_attr(ak, cfg.to_json(indent=None))
+            baselines[(d.name, f)] = cfg
+    study.set_user_attr("failed_datasets", failed)
+    specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors)
+    study.set_user_attr("aliases", {s.key: s.same_as for s in specs if s.same_as})
+    study.set_user_attr("n_grid", sum(s.same_as is None for s in specs))
+    if study.user_attrs.get("grid_enqueued") and not _needs_enqueue(study, specs, max_failures):
+        return specs
+    have = keys_by_state(study)
+    n_new = 0
+    # Seed-major order: a run cut short has every dataset at the first seeds, not all seeds of a few.
+    for s in sorted(specs, key=lambda s: seeds.index(s.seed)):
+        if s.same_as or not _wants_trial(have.get(s.key, {}), max_failures):
+            continue
+        study.enqueue_trial({}, user_attrs=s.user_attrs())
+        n_new += 1
+    study.set_user_attr("grid_enqueued", True)
+    log.info("bench: enqueued %d trial(s); grid has %d", n_new, study.user_attrs["n_grid"])
+    return specs
+
+
+def _wants_trial(states: Mapping[str, int], max_failures: int) -> bool:
+    """A key needs a trial: none done, waiting or running, and fewer than ``max_failures`` failed."""
+    return not (states.get("COMPLETE") or states.get("WAITING") or states.get("RUNNING")) \
+        and states.get("FAIL", 0) < max_failures
+
+
+def _needs_enqueue(study: BenchStudy, specs: Sequence[TrialSpec], max_failures: int) -> bool:
+    have = keys_by_state(study)
+    return any(not s.same_as and _wants_trial(have.get(s.key, {}), max_failures) for s in specs)
+
+
+def _datasets_of(study: BenchStudy, datasets: Sequence[BenchDataset] | None) -> dict[str, BenchDataset]:
+    out = {d.name: d for d in (datasets or []) if d.available}
+    for name, info in (study.user_attrs.get("datasets") or {}).items():
+        if name not in out:
+            out[name] = BenchDataset(name, Path(info["path"]), info.get("multi_label"), info.get("origin", "custom"))
+    return out
+
+
+def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
+               datasets: Sequence[BenchDataset] | None = None, n_trials: int | None = None,
+               progress: bool = True) -> int:
+    """Claim and run WAITING trials until none is left (or ``n_trials`` ran); return how many ran.
+
+    Trials of killed workers are failed first and re-queued by the storage's
+    ``RetryHeartbeatStaleTrialCallback`` (see :func:`requeue_dead_trials`). Each trial is
+    claimed with ``study.ask()`` (under a file lock on SQLite, see :func:`claim_lock`), gets
+    its first heartbeat and :data:`CLAIM_ATTR` at once, keeps a heartbeat while it trains, and
+    is finished with ``study.tell``. A claimed trial whose key is already COMPLETE, or RUNNING
+    under a lower number, is pruned unrun. ``run_trial_fn(config, dataset, *, fraction, seed,
+    profile) -> dict`` (with ``metric``) defaults to :func:`train_trial`.
+    """
+    from optuna.trial import TrialState
+
+    if not isinstance(study, BenchStudy):
+        raise ConfigError("run_worker needs a study from bench.open_study (RDB storage with heartbeats)")
+    rdb = study.storage
+    study_id = study.study_id
+    run_trial_fn = run_trial_fn or functools.partial(train_trial, cache=study.datasets)
+    prof_d = (study.user_attrs.get("settings") or {}).get("profile")
+    prof = BenchProfile(**prof_d) if prof_d else BENCH_PROFILES["cpu"]
+    by_name = _datasets_of(study, datasets)
+    done = 0
+
+    def waiting() -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    def run_one() -> None:
+        requeue_dead_trials(study, study_id)
+        with claim_lock(study.url), warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
+            trial = study.ask()
+            trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
+            trial.set_user_attr(CLAIM_ATTR, trial.number)
+        a = trial.user_attrs
+        key = a.get("key")
+        if key is None:
+            trial.set_user_attr("note", "no grid trial was waiting")
+            study.tell(trial, state=TrialState.PRUNED)
+            return
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if t.number != trial.number and t.user_attrs.get("key") == key and \
+                    (t.state == TrialState.COMPLETE or t.number < trial.number):
+                trial.set_user_attr("duplicate_of", t.number)
+                study.tell(trial, state=TrialState.PRUNED)
+                return
+        with Heartbeat(rdb, trial_id, study.heartbeat_interval):
+            try:
+                d = by_name.get(a["dataset"])
+                if d is None:
+                    raise DatasetError(f"dataset {a['dataset']!r} is not available on this worker")
+                out = run_trial_fn(Config.from_json(a["config"]), d, fraction=float(a["fraction"]),
+                                   seed=int(a["seed"]), profile=prof)
+                for k, v in out.items():
+                    trial.set_user_attr(k, v)
+            except KeyboardInterrupt:  # not left RUNNING: failed now, re-queued by the next run
+                trial.set_user_attr("error", "interrupted (Ctrl-C)")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            except Exception as exc:
+                log.warning("bench: trial %d (%s) failed: %s: %s", trial.number, key, type(exc).__name__, exc)
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+                study.tell(trial, state=TrialState.FAIL)
+                return
+            study.tell(trial, float(out["metric"]))
+
+    requeue_dead_trials(study, study_id)    # a killed worker's trials go back to the queue first
+    budget = n_trials if n_trials is not None else math.inf
+    total = int(min(budget, waiting()))
+    with progress_to_stderr(progress):      # what training prints must not reach stdout (--json)
+        for _ in progress_iter(range(total), total=total, desc="bench trials", enabled=progress and total > 0):
+            if not waiting():
+                break
+            run_one()
+            done += 1
+    while done < budget and waiting():   # trials re-queued while this worker ran
+        run_one()
+        done += 1
+    return done
+
+
+def run_bench(study_name: str = "bench", storage: str | None = None, *,
+              datasets: Sequence[BenchDataset] | Sequence[str] | None = None,
+              extra: Mapping[str, str] | None = None, paths: Mapping[str, str] | None = None,
+              fractions: Sequence[float] = FRACTIONS, seeds: int | Sequence[int] = 3,
+              profile: str | BenchProfile = "cpu", grid: Mapping[str, Sequence[float]] | None = None,
+              anchors: Sequence[str] = ANCHORS, run_trial_fn: Callable | None = None,
+              advise_fn: Callable | None = None, advise_options: Mapping[str, Any] | None = None,
+              n_trials: int | None = None, out_dir: str | os.PathLike | None = None,
+              heartbeat_interval: int = 60, grace_period: int | None = None, progress: bool = True,
+              write: bool = True) -> dict[str, Any]:
+    """Prepare (or resume) the study, work through its queue, and write the outputs.
+
+    Running it again with the same arguments resumes: baselines come from the study,
+    finished trials are kept, and only missing trials run. ``fractions`` and ``seeds`` (a
+    count, or the seeds) are checked before anything is opened or computed. Returns a dict
+    with ``study`` (a :class:`BenchStudy`), ``ran`` (trials run by this call), ``status`` and
+    ``files``.
+
+    Examples
+    --------
+    >>> out = run_bench("pets", datasets=["pets"], fractions=[0.2], seeds=1)   # doctest: +SKIP
+    >>> out["files"]["heatmap"]                                                # doctest: +SKIP
+    'bench/pets/heatmap.png'
+    """
+    fractions, seed_list = check_fractions(fractions), check_seeds(seeds)
+    if datasets is None or all(isinstance(d, str) for d in datasets):
+        datasets = resolve_datasets(datasets, paths=paths, extra=extra)
+    out = Path(out_dir) if out_dir else Path("bench") / study_name
+    study = open_study(study_name, storage, out_dir=out, heartbeat_interval=heartbeat_interval,
+                       grace_period=grace_period)
+    prepare_study(study, datasets, fractions=fractions, seeds=seed_list, profile=profile, grid=grid,
+                  anchors=anchors, advise_fn=advise_fn, advise_options=advise_options)
+    if not study.user_attrs.get("n_grid"):   # "0/0 trials done" would read like success
+        reasons = {**study.user_attrs.get("failed_datasets", {}), **study.user_attrs.get("missing_datasets", {})}
+        first = next(iter(reasons.items()), None)
+        raise DatasetError("nothing to benchmark: no dataset has a baseline"
+                           + (f" ({len(reasons)} missing or failed; {first[0]}: {first[1]})" if first else ""),
+                           hint="'finetune-advisor bench status' lists every reason; "
+                                "the run resumes once they are fixed")
+    ran = run_worker(study, run_trial_fn=run_trial_fn, datasets=datasets, n_trials=n_trials, progress=progress)
+    files = write_outputs(study, out) if write else {}
+    return {"study": study, "ran": ran, "status": study_status(study), "files": files}

@@ -1,0 +1,231 @@
+"""Fitting the calibrated policy on a calibration sweep, and judging it leave-one-dataset-out.
+
+The evidence is one accuracy curve per dataset and depth arm: the metric (mean over seeds) at
+each absolute head learning rate of the sweep. A rule's *regret* on a dataset is the best cell's
+metric minus the metric at the rule's rate, read off the arm's curve (linear in log10 lr between
+grid points). With about a dozen datasets the rules are kept small: a constant rate, or a line
+in one predictor, with one depth arm. Each candidate family is fitted by grid search to the
+lowest mean regret; :func:`leave_one_out` refits it without each dataset in turn and scores it
+on the one left out, which is how a family (and its predictor) is chosen.
+
+>>> import pandas as pd
+>>> ev = pd.DataFrame({"dataset": ["a"] * 3 + ["b"] * 3, "arm": "all_half",
+...                    "log10_lr": [-3.0, -2.5, -2.0] * 2, "score": [0.5, 0.8, 0.6, 0.4, 0.7, 1.0]})
+>>> curves = Curves.from_evidence(ev)
+>>> fit = fit_family(curves, {"a": {}, "b": {}}, "constant")
+>>> fit.rule.arm, round(fit.rule.intercept, 2), round(fit.mean_regret, 3)
+('all_half', -2.0, 0.1)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import ConfigError
+from ..heuristics.policies import ARMS, CalibratedRule
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Candidate families: "constant" (one rate), or "linear:<predictor>" (a line in one predictor).
+FAMILY_PREDICTORS = ("similarity", "log10_finder_lr", "log10_valley_lr", "log10_images_per_class",
+                     "logme", "probe_accuracy")
+INTERCEPT_STEP = 0.05            # log10 lr resolution of the grid search
+SLOPES = tuple(np.round(np.arange(-3.0, 3.0001, 0.1), 2))   # per unit of the (standardised) predictor
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Per dataset and arm: the sweep's log10 rates and the mean metric at each, and the best."""
+
+    rates: Mapping[tuple[str, str], np.ndarray]
+    scores: Mapping[tuple[str, str], np.ndarray]
+    best: Mapping[str, float]
+    n_seeds: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_evidence(cls, evidence: "pd.DataFrame") -> "Curves":
+        """``evidence`` columns: dataset, arm, log10_lr, score (one row per cell x seed)."""
+        missing = {"dataset", "arm", "log10_lr", "score"} - set(evidence.columns)
+        if missing:
+            raise ConfigError(f"calibration evidence lacks column(s) {sorted(missing)}")
+        ev = evidence.dropna(subset=["score"])
+        means = ev.groupby(["dataset", "arm", "log10_lr"])["score"].mean().reset_index()
+        rates, scores = {}, {}
+        for (ds, arm), g in means.groupby(["dataset", "arm"]):
+            g = g.sort_values("log10_lr")
+            rates[(ds, arm)] = g["log10_lr"].to_numpy(float)
+            scores[(ds, arm)] = g["score"].to_numpy(float)
+        best = means.groupby("dataset")["score"].max().to_dict()
+        seeds = ev.groupby("dataset")["seed"].nunique().to_dict() if "seed" in ev else {}
+        return cls(rates, scores, best, seeds)
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(self.best)
+
+    def score(self, dataset: str, arm: str, log10_lr: float) -> float:
+        """The arm's metric at ``log10_lr`` (linear between grid points, flat beyond them)."""
+        key = (dataset, arm)
+        if key not in self.rates:
+            return math.nan
+        return float(np.interp(log10_lr, self.rates[key], self.scores[key]))
+
+    def regret(self, dataset: str, arm: str, log10_lr: float) -> float:
+        return self.best[dataset] - self.score(dataset, arm, log10_lr)
+
+    def best_cell(self, dataset: str) -> tuple[str, float]:
+        """(arm, log10 lr) of the dataset's best grid cell."""
+        cells = [(self.scores[k][i], k[1], self.rates[k][i]) for k in self.rates if k[0] == dataset
+                 for i in range(len(self.rates[k]))]
+        _, arm, rate = max(cells)
+        return arm, float(rate)
+
+    def subset(self, datasets: Sequence[str]) -> "Curves":
+        keep = set(datasets)
+        return Curves({k: v for k, v in self.rates.items() if k[0] in keep},
+                      {k: v for k, v in self.scores.items() if k[0] in keep},
+                      {k: v for k, v in self.best.items() if k in keep},
+                      {k: v for k, v in self.n_seeds.items() if k in keep})
+
+    def rate_range(self) -> tuple[float, float]:
+        all_rates = np.concatenate(list(self.rates.values()))
+        return float(all_rates.min()), float(all_rates.max())
+
+
+@dataclass(frozen=True)
+class FamilyFit:
+    family: str
+    rule: CalibratedRule
+    mean_regret: float                        # in-sample, over the datasets it was fitted on
+    regrets: Mapping[str, float]
+
+
+def _predictor_of(family: str) -> str:
+    if family == "constant":
+        return "none"
+    kind, _, predictor = family.partition(":")
+    if kind != "linear" or predictor not in FAMILY_PREDICTORS:
+        raise ConfigError(f"unknown rule family {family!r}; choose 'constant' or 'linear:<predictor>' with a "
+                          f"predictor from {FAMILY_PREDICTORS}")
+    return predictor
+
+
+def families(features: Mapping[str, Mapping[str, float | None]]) -> list[str]:
+    """The candidate families the features support (a predictor measured on every dataset)."""
+    out = ["constant"]
+    for p in FAMILY_PREDICTORS:
+        if features and all(f.get(p) is not None and math.isfinite(f[p]) for f in features.values()):
+            out.append(f"linear:{p}")
+    return out
+
+
+def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]], family: str,
+               arms: Sequence[str] | None = None) -> FamilyFit:
+    """Grid-search the family's parameters (arm, intercept, slope) to the lowest mean regret.
+
+    The predictor is centred at its mean and the slope searched per standard deviation, then
+    expressed in the predictor's own units, so a rule reads "10^(a + b × (x − centre))".
+    """
+    predictor = _predictor_of(family)
+    datasets = curves.datasets
+    if not datasets:
+        raise ConfigError("no datasets to fit a calibration on")
+    lo, hi = curves.rate_range()
+    intercepts = np.arange(lo, hi + 1e-9, INTERCEPT_STEP)
+    arms = [a for a in (arms or ARMS) if any((d, a) in curves.rates for d in datasets)]
+    if predictor == "none":
+        x = np.zeros(len(datasets))
+        center, scale, slopes = 0.0, 1.0, (0.0,)
+    else:
+        x = np.array([float(features[d][predictor]) for d in datasets])
+        center, scale = float(x.mean()), float(x.std()) or 1.0
+        slopes = SLOPES
+    z = (x - center) / scale
+    best: tuple[float, str, float, float] | None = None
+    for arm in arms:
+        for b in slopes:
+            # rates per (intercept, dataset); regret per dataset read off its curve
+            rates = np.clip(intercepts[:, None] + b * z[None, :], lo, hi)
+            regret = np.stack([curves.best[d] - np.interp(rates[:, j], curves.rates[(d, arm)], curves.scores[(d, arm)])
+                               if (d, arm) in curves.rates else np.full(len(intercepts), np.inf)
+                               for j, d in enumerate(datasets)], axis=1)
+            mean = regret.mean(axis=1)
+            i = int(np.argmin(mean))
+            # ties: prefer the flatter line (fewer effective parameters)
+            cand = (float(mean[i]) + 1e-9 * abs(b), arm, float(intercepts[i]), float(b))
+            if best is None or cand < best:
+                best = cand
+    _, arm, a, b = best
+    rule = CalibratedRule(arm=arm, intercept=round(a, 4), predictor=predictor, slope=round(b / scale, 6),
+                          center=round(center, 6), log10_lr_min=lo, log10_lr_max=hi)
+    regrets = {d: curves.regret(d, arm, rule.log10_lr(None if predictor == "none" else features[d][predictor]))
+               for d in datasets}
+    return FamilyFit(family, rule, float(np.mean(list(regrets.values()))), regrets)
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Per family: the regret on each dataset of the rule fitted without it."""
+
+    regrets: Mapping[str, Mapping[str, float]]          # family -> dataset -> regret
+    rules: Mapping[str, Mapping[str, CalibratedRule]]   # family -> left-out dataset -> rule
+
+    def mean(self, family: str) -> float:
+        return float(np.mean(list(self.regrets[family].values())))
+
+    def best_family(self) -> str:
+        """Lowest mean leave-one-out regret; ties go to the simpler family (listed first)."""
+        return min(self.regrets, key=lambda f: (round(self.mean(f), 6), list(self.regrets).index(f)))
+
+    def table(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame(self.regrets).rename_axis("dataset")
+
+
+def leave_one_out(curves: Curves, features: Mapping[str, Mapping[str, float | None]],
+                  candidate_families: Sequence[str] | None = None) -> LeaveOneOut:
+    """Fit each family without each dataset, and score it on that dataset."""
+    candidate_families = list(candidate_families or families(features))
+    regrets: dict[str, dict[str, float]] = {f: {} for f in candidate_families}
+    rules: dict[str, dict[str, CalibratedRule]] = {f: {} for f in candidate_families}
+    for held_out in curves.datasets:
+        rest = [d for d in curves.datasets if d != held_out]
+        if not rest:
+            continue
+        sub = curves.subset(rest)
+        for fam in candidate_families:
+            fit = fit_family(sub, features, fam)
+            x = None if fit.rule.predictor == "none" else features[held_out][fit.rule.predictor]
+            regrets[fam][held_out] = curves.regret(held_out, fit.rule.arm, fit.rule.log10_lr(x))
+            rules[fam][held_out] = fit.rule
+    return LeaveOneOut(regrets, rules)
+
+
+def kendall_taus(curves: Curves, features: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, Any]]:
+    """Kendall's tau between each predictor and (a) each dataset's best log10 rate, (b) its
+    fine-tune gain (best whole-network metric minus best head-only metric)."""
+    from scipy.stats import kendalltau
+
+    targets: dict[str, dict[str, float]] = {"best_log10_lr": {}, "fine_tune_gain": {}}
+    for d in curves.datasets:
+        targets["best_log10_lr"][d] = curves.best_cell(d)[1]
+        head = curves.scores.get((d, "head_only"))
+        whole = [curves.scores[(d, a)].max() for a in ARMS if a != "head_only" and (d, a) in curves.scores]
+        if head is not None and whole:
+            targets["fine_tune_gain"][d] = float(max(whole) - head.max())
+    out: dict[str, dict[str, Any]] = {}
+    for p in FAMILY_PREDICTORS:
+        for name, target in targets.items():
+            ds = [d for d in target if features.get(d, {}).get(p) is not None]
+            if len(ds) < 3:
+                continue
+            tau, pvalue = kendalltau([features[d][p] for d in ds], [target[d] for d in ds])
+            out.setdefault(p, {})[name] = {"tau": None if math.isnan(tau) else round(float(tau), 3),
+                                           "p": None if math.isnan(pvalue) else round(float(pvalue), 3),
+                                           "n": len(ds)}
+    return out

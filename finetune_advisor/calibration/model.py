@@ -1,0 +1,137 @@
+"""The calibration file: a fitted :class:`~finetune_advisor.heuristics.policies.CalibratedRule`,
+the backbone and schedule it holds for, and where it came from. This module writes the format
+and is the one that reads it back; calibrations for the shipped backbones live in
+``finetune_advisor/resources/calibrations``.
+
+>>> import tempfile, pathlib
+>>> from finetune_advisor.heuristics.policies import CalibratedRule
+>>> cal = Calibration(CalibratedRule("all_half", -2.5), backbone="resnet18", profile="cpu",
+...                   provenance={"datasets": ["a", "b"]})
+>>> path = cal.save(pathlib.Path(tempfile.mkdtemp()) / "cal.json")
+>>> Calibration.load(path) == cal
+True
+>>> cal.mismatch("resnet18", "paper")
+"calibrated for profile 'cpu', not 'paper'"
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._io import to_jsonable, write_text_atomic
+from ..exceptions import CalibrationError
+from ..heuristics.policies import CalibratedRule
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FORMAT = "finetune-advisor-calibration"
+CALIBRATION_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "resources" / "calibrations"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibrated rule and what it holds for: ``backbone`` (a backbone key such as
+    ``resnet50_keras_v1``) and ``profile`` (a Config profile, with its ``schedule``)."""
+
+    rule: CalibratedRule
+    backbone: str
+    profile: str
+    schedule: Mapping[str, Any] = field(default_factory=dict)
+    family: str = "constant"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    version: int = CALIBRATION_VERSION
+
+    @property
+    def n_datasets(self) -> int:
+        return len(self.provenance.get("datasets", ()))
+
+    def evidence(self) -> str:
+        """What every calibrated reason cites."""
+        return (f"calibrated on {self.n_datasets} datasets, backbone {self.backbone}, profile {self.profile}"
+                + (f", {self.provenance['n_trials']} trials" if self.provenance.get("n_trials") else ""))
+
+    def summary(self) -> dict[str, Any]:
+        """What a Config records of the calibration it used."""
+        return {"backbone": self.backbone, "profile": self.profile, "family": self.family,
+                "version": self.version, "rule": self.rule.to_dict(),
+                "studies": list(self.provenance.get("studies", ())), "source": self.provenance.get("source", "")}
+
+    def mismatch(self, backbone: str, profile: str) -> str | None:
+        """Why this calibration does not hold for ``backbone`` at ``profile`` (None: it does)."""
+        if profile != self.profile:
+            return f"calibrated for profile {self.profile!r}, not {profile!r}"
+        if backbone != self.backbone:
+            return f"calibrated for backbone {self.backbone!r}, not {backbone!r}"
+        return None
+
+    # --- the file -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CALIBRATION_FORMAT, "version": self.version, "backbone": self.backbone,
+                "profile": self.profile, "schedule": dict(self.schedule), "family": self.family,
+                "rule": self.rule.to_dict(), "provenance": to_jsonable(self.provenance)}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "calibration") -> "Calibration":
+        if not isinstance(data, Mapping) or data.get("format") != CALIBRATION_FORMAT:
+            raise CalibrationError(f"{source} is not a finetune-advisor calibration "
+                                   f"(format {data.get('format') if isinstance(data, Mapping) else None!r})")
+        version = data.get("version")
+        if version != CALIBRATION_VERSION:
+            raise CalibrationError(f"{source} has calibration version {version!r}; this finetune-advisor reads "
+                                   f"version {CALIBRATION_VERSION}",
+                                   hint="refit it with 'finetune-advisor calibrate', or upgrade finetune-advisor")
+        try:
+            return cls(rule=CalibratedRule.from_dict(data["rule"]), backbone=str(data["backbone"]),
+                       profile=str(data["profile"]), schedule=dict(data.get("schedule") or {}),
+                       family=str(data.get("family", "constant")), provenance=dict(data.get("provenance") or {}),
+                       version=int(version))
+        except (KeyError, TypeError) as exc:
+            raise CalibrationError(f"{source} is incomplete or malformed: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Calibration":
+        path = Path(path).expanduser()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CalibrationError(f"cannot read the calibration {path}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise CalibrationError(f"the calibration {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def shipped_calibrations() -> list[Calibration]:
+    """The calibrations that ship inside the package."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return [Calibration.load(p) for p in sorted(SHIPPED_DIR.glob("*.json"))]
+
+
+def find_calibration(backbone: str, profile: str, path: str | os.PathLike | None = None
+                     ) -> tuple[Calibration | None, str | None]:
+    """The calibration for ``backbone`` at ``profile``: the file at ``path`` when given (an
+    error if it does not hold for them), else a shipped one. Returns ``(calibration, why_not)``:
+    ``why_not`` says why none was found."""
+    if path is not None:
+        cal = Calibration.load(path)
+        why = cal.mismatch(backbone, profile)
+        if why:
+            raise CalibrationError(f"the calibration {path} is {why}",
+                                   hint="fit one for this backbone and profile with 'finetune-advisor calibrate', "
+                                        "or use --policy study")
+        return cal, None
+    shipped = shipped_calibrations()
+    for cal in shipped:
+        if cal.mismatch(backbone, profile) is None:
+            return cal, None
+    have = ", ".join(f"{c.backbone} at {c.profile}" for c in shipped) or "none"
+    return None, (f"no calibration for backbone {backbone!r} at profile {profile!r} (shipped: {have}); fit one "
+                  f"with 'finetune-advisor bench run --grid calibration' and 'finetune-advisor calibrate'")

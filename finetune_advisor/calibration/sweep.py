@@ -1,0 +1,149 @@
+"""From bench studies to a :class:`Calibration`: read a calibration sweep (``bench run --grid
+calibration``), fit every candidate rule family, choose one by leave-one-dataset-out regret, and
+record the evidence (datasets, trials, residuals, the leave-one-out table, Kendall's tau).
+
+The score a rule is judged on is accuracy for single-label datasets and macro ROC AUC for
+multi-label ones (``accuracy_multi`` rewards predicting no label at all). Smoke-test datasets
+(the 30-chip Planet sample) are never fitted on.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..bench import REFERENCE_DATASETS, open_study, results_table
+from ..config import Config
+from ..exceptions import ConfigError
+from ..heuristics.policies import ARMS, predictor_value
+from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
+from .model import Calibration
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ARM_PARAMETER_PREFIX = "lr_"        # bench's calibration parameters are "lr_<arm>", values log10 lr
+
+
+def _baselines(study) -> dict[str, Config]:
+    """The study's baseline Config per dataset at fraction 1 (measurements and label type)."""
+    out = {}
+    for key, text in study.user_attrs.items():
+        if key.startswith("baseline:") and key.endswith("|1"):
+            out[key[len("baseline:"):-2]] = Config.from_json(text)
+    return out
+
+
+def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, dict[str, float | None]], dict]:
+    """Evidence rows (dataset, arm, log10_lr, seed, score), the predictors per dataset, and a
+    description (backbones, profiles, trial counts) from one or more bench studies."""
+    import pandas as pd
+
+    frames, features, info = [], {}, {"studies": [], "backbones": set(), "profiles": set(), "n_trials": 0,
+                                      "excluded": {}}
+    for study in studies:
+        settings = study.user_attrs.get("settings") or {}
+        info["studies"].append(study.study_name)
+        info["profiles"].add(str((settings.get("profile") or {}).get("name", "?")))
+        info["schedule"] = {k: v for k, v in (settings.get("profile") or {}).items() if k not in ("name",)}
+        baselines = _baselines(study)
+        res = results_table(study)
+        res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(ARM_PARAMETER_PREFIX)]
+        for ds, cfg in baselines.items():
+            ref = REFERENCE_DATASETS.get(ds)
+            if ref is not None and ref.smoke_test:
+                info["excluded"][ds] = "smoke test: too small to fit on"
+                continue
+            m = cfg.measurements
+            if m.similarity is not None and m.similarity.backbone_key:
+                info["backbones"].add(m.similarity.backbone_key)
+            features[ds] = {p: predictor_value(p, m) for p in FAMILY_PREDICTORS}
+            features[ds]["multi_label"] = bool(cfg.multi_label)
+            rows = res[res["dataset"] == ds].copy()
+            if rows.empty:
+                continue
+            score = rows["roc_auc_macro"] if cfg.multi_label else rows["metric"]
+            frames.append(pd.DataFrame({"dataset": ds, "arm": rows["parameter"].str[len(ARM_PARAMETER_PREFIX):],
+                                        "log10_lr": rows["value"].astype(float), "seed": rows["seed"],
+                                        "score": score.astype(float)}))
+            info["n_trials"] += int(rows["same_as"].isna().sum())
+    evidence = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["dataset", "arm", "log10_lr", "seed", "score"])
+    evidence = evidence[evidence["arm"].isin(list(ARMS))]
+    features = {d: f for d, f in features.items() if d in set(evidence["dataset"])}
+    return evidence, features, info
+
+
+def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbone: str | None = None,
+              min_datasets: int = 3, complete_only: bool = True) -> Calibration:
+    """Fit the calibrated policy on the calibration sweep(s) ``study_names`` in ``storage``.
+
+    ``complete_only`` fits only on datasets whose every arm x rate cell has a result (a sweep
+    still running has some datasets half done); the others are listed as excluded.
+    """
+    studies = [open_study(name, storage, create=False) for name in study_names]
+    studies = [getattr(s, "study", s) for s in studies]       # a BenchStudy wraps the Optuna study
+    evidence, features, info = sweep_evidence(studies)
+    if complete_only and not evidence.empty:
+        cells = evidence.groupby("dataset").apply(lambda g: len(set(zip(g["arm"], g["log10_lr"]))))
+        full = int(cells.max())
+        for ds, n in cells.items():
+            if n < full:
+                info["excluded"][ds] = f"incomplete: {n} of {full} cells"
+        evidence = evidence[evidence["dataset"].map(cells) == full]
+        features = {d: f for d, f in features.items() if d in set(evidence["dataset"])}
+    n = evidence["dataset"].nunique()
+    if n < min_datasets:
+        raise ConfigError(f"the calibration sweep has {n} usable dataset(s); at least {min_datasets} are needed "
+                          f"to fit and validate a rule (excluded: {info['excluded'] or 'none'})",
+                          hint="let 'finetune-advisor bench run --grid calibration' finish more datasets")
+    if len(info["backbones"]) > 1:
+        raise ConfigError(f"the studies were run with different backbones {sorted(info['backbones'])}; "
+                          f"calibrate one backbone at a time")
+    backbone = backbone or next(iter(info["backbones"]), None)
+    if not backbone:
+        raise ConfigError("cannot tell which backbone the sweep used (no similarity measured)",
+                          hint="pass backbone=... (CLI --backbone)")
+    curves = Curves.from_evidence(evidence)
+    numeric = {d: {p: v for p, v in f.items() if p in FAMILY_PREDICTORS} for d, f in features.items()}
+    candidates = families(numeric)
+    loo = leave_one_out(curves, numeric, candidates)
+    family = loo.best_family()
+    fit = fit_family(curves, numeric, family)
+    per_dataset = {d: {"best_cell": dict(zip(("arm", "log10_lr"), curves.best_cell(d))),
+                       "best_score": round(curves.best[d], 4), "fit_regret": round(fit.regrets[d], 4),
+                       "loo_regret": round(loo.regrets[family][d], 4), "n_seeds": int(curves.n_seeds.get(d, 0)),
+                       "multi_label": bool(features[d].get("multi_label")),
+                       "predictors": {p: (None if v is None or not math.isfinite(v) else round(v, 4))
+                                      for p, v in numeric[d].items()}}
+                   for d in curves.datasets}
+    profile_name = next(iter(info["profiles"]))
+    provenance = {
+        "studies": info["studies"], "storage": storage, "datasets": curves.datasets, "n_trials": info["n_trials"],
+        "excluded": info["excluded"], "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "score": "accuracy (single-label), macro ROC AUC (multi-label)",
+        "fit_mean_regret": round(fit.mean_regret, 4),
+        "loo_mean_regret": {f: round(loo.mean(f), 4) for f in loo.regrets},
+        "per_dataset": per_dataset, "kendall_tau": kendall_taus(curves, numeric),
+        "source": f"calibrate {' '.join(info['studies'])}",
+    }
+    config_profile = str((info.get("schedule") or {}).get("config_profile", profile_name.split("+")[0]))
+    return Calibration(rule=fit.rule, backbone=backbone, profile=config_profile,
+                       schedule=info.get("schedule") or {}, family=family, provenance=provenance)
+
+
+def format_calibration(cal: Calibration) -> str:
+    """A readable summary: the rule, and per dataset its best cell and regrets."""
+    p = cal.provenance
+    lines = [f"calibration for {cal.backbone} at profile {cal.profile}: family {cal.family}, "
+             f"{cal.rule.describe()}, depth arm {cal.rule.arm!r}",
+             f"fitted on {len(p.get('datasets', []))} datasets ({p.get('n_trials', 0)} trials); mean regret "
+             f"{p.get('fit_mean_regret')} in sample, leave-one-out per family: "
+             + ", ".join(f"{f} {r}" for f, r in (p.get("loo_mean_regret") or {}).items())]
+    for d, row in (p.get("per_dataset") or {}).items():
+        cell = row["best_cell"]
+        lines.append(f"  {d:12s} best {row['best_score']:.3f} ({cell['arm']} at 1e{cell['log10_lr']:+.1f})  "
+                     f"regret fit {row['fit_regret']:.3f}  leave-one-out {row['loo_regret']:.3f}")
+    for d, why in (p.get("excluded") or {}).items():
+        lines.append(f"  {d:12s} excluded: {why}")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""One function per command: ``cmd_<name>(args) -> exit code``, found by name in :data:`COMMANDS`
+(Optuna's CLI habit). Each turns its arguments into library calls (options through
+:mod:`.options`) and prints through :mod:`.output`: results on stdout, logs and progress on stderr."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from .. import bench, data
+from .._io import write_text_atomic
+from ..backbones import Backbone, create_backbone
+from ..config import Config
+from ..exceptions import ConfigError, SimilarityReferenceError
+from ..lr_finder import plot_lr_finder
+from ..recommend import advise
+from ..report import build_report, load_recommendation, write_report
+from ..similarity import build_reference, get_reference, reference_cache_path
+from ..train import train
+from .options import check_writable, dataset_path, name_paths, options_from_args, read_kwargs
+from .output import format_bench_status, format_profile, format_recommendation
+
+log = logging.getLogger(__name__)
+_CONFIG_HINT = "write one with `finetune-advisor recommend DATASET --out config.json`"
+
+
+# --- recommend, profile -------------------------------------------------------------------
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    path = dataset_path(args)
+    rec = advise(path, options_from_args(args))
+    if args.out:
+        _write_text(Path(args.out), rec.config.to_json())
+    if args.plot and rec.lr_finder is not None:
+        far = rec.similarity is not None and rec.similarity.far
+        ax = plot_lr_finder(rec.lr_finder, divided_lr=rec.config.lr if far else None)
+        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+    print(rec.config.to_json() if args.json else format_recommendation(rec))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    ds = data.read_dataset(dataset_path(args), **{k: v for k, v in read_kwargs(args).items() if v is not None})
+    prof = data.profile_dataset(ds)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(prof), indent=2, default=str))
+    else:
+        print(format_profile(prof))
+    return 0
+
+
+# --- reference ----------------------------------------------------------------------------
+
+def _reference_backbone(args: argparse.Namespace) -> Backbone:
+    if args.random_init:  # the random weights `recommend --random-init` gets with its default --seed 0
+        import torch
+        torch.manual_seed(0)
+    return create_backbone(args.backbone or "efficientnet_lite0", weights=args.weights,
+                           pretrained=not args.random_init, fallback=not args.no_fallback)
+
+
+def cmd_reference_build(args: argparse.Namespace) -> int:
+    bb = _reference_backbone(args)
+    ref = build_reference(args.path, bb, image_size=args.image_size, images_per_class=args.images_per_class,
+                          progress=not args.quiet)
+    out = Path(args.out) if args.out else reference_cache_path(bb, args.image_size, args.images_per_class)
+    try:
+        ref.save(out)
+    except OSError as exc:
+        raise SimilarityReferenceError(f"cannot write the reference: {exc.strerror or exc}", path=out) from None
+    summary = {"path": str(out), "backbone": ref.backbone_key, "classes": len(ref.class_ids),
+               "image_size": ref.image_size, "images_per_class": ref.images_per_class}
+    print(json.dumps(summary, indent=2) if args.json else
+          f"reference for {ref.backbone_key}: {len(ref.class_ids)} classes, {ref.image_size} px, "
+          f"{ref.images_per_class} images/class -> {out}")
+    return 0
+
+
+def cmd_reference_show(args: argparse.Namespace) -> int:
+    ref = get_reference(_reference_backbone(args), path=args.reference, download=False)
+    summary = {"backbone": ref.backbone_key, "classes": len(ref.class_ids), "image_size": ref.image_size,
+               "images_per_class": ref.images_per_class, "source": ref.source}
+    print(json.dumps(summary, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+# --- train, report ------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    path = dataset_path(args)
+    if args.config:
+        config = _read_config(args.config)
+        dataset = data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
+    else:
+        rec = advise(path, options_from_args(args))
+        config, dataset = rec.config, rec.dataset
+    try:
+        result = train(config, dataset, out_dir=args.out, seed=args.seed, weights=args.weights,
+                       progress=not args.quiet)
+    except ConfigError as exc:  # e.g. an image_size the backbone cannot take: name the config file
+        if not args.config or exc.path:
+            raise
+        raise ConfigError(exc.message, path=args.config, hint=exc.hint) from None
+    summary = result.to_dict()
+    print(json.dumps(summary, indent=2, default=str) if args.json else
+          "\n".join(f"{k}: {v}" for k, v in summary.items() if k != "config"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = dataset_path(args)
+    if args.config:
+        rec = load_recommendation(args.config, path, **read_kwargs(args))
+    else:
+        rec = advise(path, options_from_args(args))
+    report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed)
+    fmt = args.format or ("md" if args.out and Path(args.out).suffix.lower() in (".md", ".markdown") else "html")
+    out = args.out or (None if args.json else f"report.{fmt}")
+    if out:
+        written = write_report(report, out, format=fmt)
+        log.info("wrote %s (%.0f KB)", written, written.stat().st_size / 1024)
+    if args.json:
+        print(report.to_json())
+    elif out:
+        print(out)
+    return 0
+
+
+def _read_config(path: str) -> Config:
+    """A Config JSON file, or a ConfigError naming the file (missing, binary, truncated, invalid)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
+        raise ConfigError(f"cannot read config: {reason}", path=path, hint=_CONFIG_HINT) from None
+    try:
+        return Config.from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=path, hint=exc.hint or _CONFIG_HINT) from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Atomically (a killed write leaves the previous file); an OSError becomes a one-line ConfigError."""
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}", path=path,
+                          hint="check the folder exists, is writable and has space") from None
+
+
+# --- bench --------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    study_name = args.study
+    out = Path(args.out) if args.out else Path("bench") / study_name
+    if args.worker:
+        study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
+                                 create=False)
+        ran = bench.run_worker(study, progress=not args.quiet)
+        result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
+    else:
+        datasets = bench.resolve_datasets(args.datasets or None, paths=name_paths(args.data_path),
+                                          extra=name_paths(args.dataset))
+        options = {"backbone": args.backbone, "similarity": not args.no_similarity, "reference": args.reference,
+                   "lr_finder": False if args.no_lr_finder else None, "policy": args.policy}
+        profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
+                                       unfrozen_epochs=args.unfrozen_epochs,
+                                       max_images_per_class=args.max_images_per_class)
+        grid = bench.select_grid(args.parameters, args.grid)
+        anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(args.anchors)
+        result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
+                                 seeds=args.seeds, profile=profile, grid=grid, anchors=anchors,
+                                 advise_options=options, n_trials=args.n_trials, out_dir=out,
+                                 heartbeat_interval=args.heartbeat, progress=not args.quiet)
+        result.pop("study")
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(format_bench_status(result["status"]))
+        for kind, path in result["files"].items():
+            print(f"{kind}: {path}")
+    return 0
+
+
+def _existing_study(args: argparse.Namespace):
+    storage = args.storage or f"sqlite:///{(Path('bench') / args.study / 'bench.db').resolve()}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        raise ConfigError(f"no bench database at {storage[len('sqlite:///'):]}",
+                          hint="pass --storage, or start one with 'finetune-advisor bench run'")
+    return bench.open_study(args.study, storage, create=False)
+
+
+def cmd_bench_status(args: argparse.Namespace) -> int:
+    status = bench.study_status(_existing_study(args))
+    print(json.dumps(status, indent=2, default=str) if args.json else format_bench_status(status))
+    return 0
+
+
+def cmd_bench_outputs(args: argparse.Namespace) -> int:
+    files = bench.write_outputs(_existing_study(args), Path(args.out) if args.out else Path("bench") / args.study)
+    print(json.dumps(files, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in files.items()))
+    return 0
+
+
+# args.command (set by the parser) -> the function that runs it
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..calibration.sweep import calibrate, format_calibration
+
+    storage = args.storage or f"sqlite:///{(Path('bench') / args.study[0] / 'bench.db').resolve()}"
+    if args.out:
+        check_writable(Path(args.out))
+    cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial)
+    if args.out:
+        cal.save(args.out)
+    if args.json:
+        print(json.dumps(cal.to_dict(), indent=2))
+    else:
+        print(format_calibration(cal))
+        if args.out:
+            print(f"calibration: {args.out}")
+    return 0
+
+
+COMMANDS = {
+    "recommend": cmd_recommend, "profile": cmd_profile, "train": cmd_train, "report": cmd_report,
+    "reference build": cmd_reference_build, "reference show": cmd_reference_show,
+    "bench run": cmd_bench, "bench status": cmd_bench_status, "bench outputs": cmd_bench_outputs,
+    "calibrate": cmd_calibrate,
+}

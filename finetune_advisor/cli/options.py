@@ -1,0 +1,75 @@
+"""The command line's arguments turned into the library's options, in one place: every command
+that runs a recommendation builds its :class:`~finetune_advisor.recommend.AdviseOptions` here."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..exceptions import ConfigError, DatasetError
+from ..recommend import SAMPLE_DATASET, AdviseOptions
+
+# --flag-name -> what it tells the augmentation rule (dest names are AdviseOptions.invariances keys)
+INVARIANCE_FLAGS = {
+    "orientation_matters": "left and right differ (no horizontal flips)",
+    "color_matters": "colour decides the class (no colour augmentation)",
+    "size_matters": "size decides the class (no zoom augmentation)",
+    "shape_matters": "shape decides the class (no perspective warp)",
+    "no_canonical_up": "objects have no canonical 'up' (aerial, microscopy): vertical flips are safe",
+}
+
+
+def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The dataset-reading options (``--layout``, ``--csv``, ``--label-sep``, ``--filename-regex``)."""
+    return {"layout": args.layout, "csv_path": args.csv_path, "label_sep": args.label_sep,
+            "filename_regex": args.filename_regex}
+
+
+def options_from_args(args: argparse.Namespace) -> AdviseOptions:
+    """The :class:`AdviseOptions` that ``recommend``, ``train`` and ``report`` pass to ``advise``
+    (their arguments come from the same ``add_recommend_args``); checked once, here."""
+    invariances = {k: True for k in INVARIANCE_FLAGS if getattr(args, k)}
+    return AdviseOptions(
+        backbone=args.backbone, weights=args.weights, pretrained=not args.random_init,
+        fallback=not args.no_fallback, reference=args.reference, profile=args.profile,
+        invariances=invariances or None, threshold=args.threshold, similarity=not args.no_similarity,
+        lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, lr_steps=args.lr_steps,
+        max_images=args.max_images, seed=args.seed, progress=not args.quiet, policy=args.policy,
+        calibration=args.calibration, lr_finder_method=args.lr_finder_method, **read_kwargs(args))
+
+
+def dataset_path(args: argparse.Namespace) -> Path:
+    """The dataset argument (a folder, a CSV via --csv, or --sample); a DatasetError when none is given."""
+    if getattr(args, "sample", False):
+        return SAMPLE_DATASET
+    if args.path is None and args.csv_path is None:
+        raise DatasetError("no dataset given", hint="pass a folder or CSV path, or --sample for the embedded one")
+    return Path(args.path if args.path is not None else args.csv_path)
+
+
+def name_paths(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=PATH`` arguments as ``{name (lower case): path}``.
+
+    >>> name_paths(["Pets=data/pets"])
+    {'pets': 'data/pets'}
+    """
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"expected NAME=PATH, got {pair!r}")
+        out[name.strip().lower()] = path
+    return out
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any long work when ``path`` cannot be written (missing or read-only folder)."""
+    import os
+
+    folder = Path(path).expanduser().resolve().parent
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {probe} is not a writable folder",
+                          hint="choose an --out path in a folder you can write")

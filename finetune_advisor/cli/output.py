@@ -1,0 +1,85 @@
+"""What the commands print: readable summaries of a recommendation, a dataset profile and a
+bench study, and the one-line error message."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Mapping
+
+from ..config import DECISION_FIELDS
+from ..data import DatasetProfile
+from ..recommend import Recommendation
+
+
+def one_line(text: str) -> str:
+    """
+    >>> one_line("no images\\n  in data/")
+    'no images in data/'
+    """
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` as one line on stderr (the CLI's only way to report a failure)."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
+
+
+def format_recommendation(rec: Recommendation) -> str:
+    """A readable summary: measurements, then one line per decision with its reason."""
+    cfg = rec.config
+    lines = [format_profile(rec.profile), ""]
+    if rec.similarity is not None:
+        s = rec.similarity
+        verdict = "FAR from ImageNet" if s.far else "near ImageNet"
+        lines.append(f"similarity to ImageNet: {s.similarity:.3f} (95% CI {s.ci_low:.3f}-{s.ci_high:.3f}, "
+                     f"raw EMD {s.emd:.4f}, {s.backbone_key} @ {s.image_size}px) -> {verdict} "
+                     f"(threshold {s.threshold:.2f})")
+    if rec.lr_finder is not None:
+        r = rec.lr_finder
+        lines.append(f"LR finder: {r.lr:.2e} (fastai valley {r.fastai_valley:.2e}, steep {r.fastai_steep:.2e})")
+    lines += ["", "recommended config:"]
+    width = max(len(f) for f in DECISION_FIELDS)
+    for name in DECISION_FIELDS:
+        value = getattr(cfg, name)
+        if name == "augmentation":
+            value = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        lines.append(f"  {name:<{width}}  {value}")
+        lines.append(f"  {'':<{width}}    because {cfg.reasons.get(name, '')}")
+    if cfg.warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in cfg.warnings]
+    return "\n".join(lines)
+
+
+def format_profile(prof: DatasetProfile) -> str:
+    res = prof.resolution
+    kind = "multi-label" if prof.multi_label else "single-label"
+    unusable = f" ({prof.n_corrupt} of them unreadable, not used)" if prof.n_corrupt else ""
+    lines = [f"dataset: {prof.root} ({prof.layout}, {kind})",
+             f"  {prof.n_images} images{unusable}, {prof.n_classes} classes, "
+             f"imbalance SD {prof.imbalance_sd:.1f} images/class",
+             f"  resolution mean {res['mean_w']:.0f}x{res['mean_h']:.0f}, "
+             f"min {res['min_w']:.0f}x{res['min_h']:.0f}, max {res['max_w']:.0f}x{res['max_h']:.0f}"]
+    skipped = {k: v for k, v in (prof.skipped or {}).items() if v}
+    if skipped:  # by count, then reason
+        lines.append(f"  skipped {sum(skipped.values())}: "
+                     + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))))
+    return "\n".join(lines)
+
+
+def format_bench_status(st: Mapping[str, Any]) -> str:
+    """``bench.study_status``'s dict as a few lines: progress, trial states, ETA, missing datasets."""
+    lines = [f"study {st['study']}: {st['n_done']}/{st['n_grid']} trials done, {st['n_remaining']} to go"]
+    lines.append("states: " + ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items())))
+    if st.get("eta_s_one_worker") is not None:
+        eta = f"ETA {st['eta_s_one_worker'] / 60:.1f} min on one worker"
+        workers = int(st["states"].get("RUNNING", 0))
+        if workers > 1:   # one RUNNING trial per live worker
+            eta += f", {st['eta_s_one_worker'] / 60 / workers:.1f} min with the {workers} running now"
+        lines.append(f"mean trial {st['mean_trial_s']:.1f} s; {eta}")
+    for name, note in (st.get("missing_datasets") or {}).items():
+        lines.append(f"missing: {name}: {note}")
+    for name, note in (st.get("failed_datasets") or {}).items():
+        lines.append(f"no baseline: {name}: {note}")
+    return "\n".join(lines)

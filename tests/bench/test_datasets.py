@@ -1,0 +1,31 @@
+"""Bench registry: reference datasets, stand-ins, 'all'."""
+from __future__ import annotations
+
+from finetune_advisor import bench
+
+
+def test_registry_reports_amazon_missing_and_finds_standins(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    for ref in bench.REFERENCE_DATASETS.values():
+        if ref.standin and not ref.smoke_test:
+            (shared / ref.standin).mkdir(parents=True)
+    monkeypatch.delenv("FINETUNE_ADVISOR_DATA_PETS", raising=False)
+    ds = {d.name: d for d in bench.resolve_datasets(shared_data=shared, extra={"mine": tmp_path})}
+    assert len(ds) == 8 and ds["amazon"].origin == "missing" and "kaggle" in ds["amazon"].note
+    assert sum(d.origin == "stand-in" for d in ds.values()) == 6
+    assert {n for n, r in bench.REFERENCE_DATASETS.items() if r.multi_label} == {"amazon", "protein", "xray"}
+    assert ds["mine"].origin == "custom"
+    monkeypatch.setenv("FINETUNE_ADVISOR_DATA_PETS", str(tmp_path))
+    assert bench.resolve_datasets(["pets"], shared_data=shared)[0].origin == "user"
+    # The 30-chip Planet sample stands in for Amazon as a smoke test, and says so.
+    (shared / "planet-amazon").mkdir()
+    amazon = bench.resolve_datasets(["amazon"], shared_data=shared)[0]
+    assert amazon.origin == "stand-in" and "smoke test" in amazon.note
+
+
+def test_all_resolves_every_registered_dataset(tmp_path):
+    every = bench.resolve_datasets(["all"], shared_data=tmp_path)
+    assert [d.name for d in every] == list(bench.REFERENCE_DATASETS)
+    assert len(every) == 16 and all(d.origin == "missing" for d in every)
+    assert [d.name for d in bench.resolve_datasets(None, shared_data=tmp_path)] == [
+        "amazon", "cancer", "dota", "draw", "pets", "protein", "xray"]

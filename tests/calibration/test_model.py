@@ -1,0 +1,54 @@
+"""The calibration file: round trip, checks on load, and the policy it drives."""
+import json
+
+import pytest
+
+from finetune_advisor.calibration import Calibration, CalibrationError, find_calibration
+from finetune_advisor.heuristics.policies import CalibratedRule
+
+
+@pytest.fixture
+def cal():
+    return Calibration(CalibratedRule("all_half", -2.3, predictor="similarity", slope=-3.0, center=0.7),
+                       backbone="resnet18", profile="cpu", schedule={"image_size": 64},
+                       family="linear:similarity", provenance={"datasets": ["a", "b", "c"], "n_trials": 42})
+
+
+def test_round_trip(tmp_path, cal):
+    path = cal.save(tmp_path / "c.json")
+    again = Calibration.load(path)
+    assert again == cal
+    assert "calibrated on 3 datasets, backbone resnet18, profile cpu, 42 trials" == again.evidence()
+
+
+def test_refused_when_it_does_not_fit(tmp_path, cal):
+    path = cal.save(tmp_path / "c.json")
+    with pytest.raises(CalibrationError, match="profile 'cpu', not 'paper'"):
+        find_calibration("resnet18", "paper", path)
+    with pytest.raises(CalibrationError, match="backbone 'resnet18', not 'resnet50'"):
+        find_calibration("resnet50", "cpu", path)
+    assert find_calibration("resnet18", "cpu", path)[0] == cal
+
+
+def test_unknown_version_and_foreign_files_are_clear_errors(tmp_path, cal):
+    data = cal.to_dict()
+    data["version"] = 99
+    (tmp_path / "v.json").write_text(json.dumps(data))
+    with pytest.raises(CalibrationError, match="version 99"):
+        Calibration.load(tmp_path / "v.json")
+    (tmp_path / "x.json").write_text('{"lr": 1}')
+    with pytest.raises(CalibrationError, match="not a finetune-advisor calibration"):
+        Calibration.load(tmp_path / "x.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(CalibrationError, match="not valid JSON"):
+        Calibration.load(tmp_path / "bad.json")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        Calibration.load(tmp_path / "missing.json")
+
+
+def test_no_shipped_calibration_says_why_and_how(monkeypatch, tmp_path):
+    from finetune_advisor.calibration import model
+    monkeypatch.setattr(model, "SHIPPED_DIR", tmp_path)
+    cal, why = find_calibration("mynet", "paper")
+    assert cal is None and "no calibration for backbone 'mynet' at profile 'paper'" in why
+    assert "finetune-advisor calibrate" in why

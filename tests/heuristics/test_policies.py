@@ -1,0 +1,54 @@
+"""The two policies on constructed profiles."""
+import pytest
+
+from finetune_advisor import heuristics as h
+from finetune_advisor.exceptions import ConfigError
+from finetune_advisor.heuristics.policies import CalibratedRule, calibrated_plan, predictor_value
+from finetune_advisor.measurements import LRFinderResult, Measurements
+
+PROFILE = h.make_profile({"a": 100, "b": 100}, mean_size=(300, 300))
+
+
+def test_study_policy_is_the_published_rules():
+    cfg = h.recommend_config(PROFILE, similarity=0.6, lr_find=3e-3, policy="study")
+    assert cfg.lr == pytest.approx(3e-4) and cfg.lr_finetune == pytest.approx(3e-5)   # ÷10 far, then ÷10 again
+    assert cfg.measurements.policy == "study" and not cfg.measurements.alternatives
+    assert h.recommend_config(PROFILE, similarity=0.6, lr_find=3e-3) == cfg            # the pure default
+
+
+def test_calibrated_policy_decides_rates_and_depth_together_and_keeps_the_study_choice():
+    rule = CalibratedRule("all_half", intercept=-2.5)
+    cfg = h.recommend_config(PROFILE, similarity=0.8, lr_find=3e-3, policy="calibrated", rule=rule,
+                             evidence="calibrated on 9 datasets")
+    # near and small: the study would train the head only at the finder's rate
+    assert cfg.fine_tune == "all" and cfg.lr == pytest.approx(3.2e-3) and cfg.lr_finetune == pytest.approx(1.6e-3)
+    assert cfg.unfrozen_epochs == 2 and cfg.head_epochs == 2
+    assert all("calibrated on 9 datasets" in cfg.reasons[f] for f in ("lr", "lr_finetune", "fine_tune"))
+    study = cfg.measurements.alternatives["study"]
+    assert study["fine_tune"] == "none" and study["lr"] == pytest.approx(3e-3)
+    assert cfg.measurements.policy == "calibrated"
+
+
+def test_calibrated_head_only_spends_the_whole_budget_on_the_head():
+    plan = calibrated_plan(Measurements(), CalibratedRule("head_only", -2.0), profile_name="paper", evidence="e")
+    assert plan["fine_tune"].value == "none" and plan["head_epochs"].value == 20 and plan["unfrozen_epochs"].value == 0
+
+
+def test_rule_follows_its_predictor_and_clips_to_the_sweep():
+    rule = CalibratedRule("all_tenth", -2.0, predictor="log10_finder_lr", slope=1.0, center=-3.0)
+    near = Measurements(lr_finder=LRFinderResult(lr=1e-3))
+    assert rule.log10_lr(predictor_value(rule.predictor, near)) == pytest.approx(-2.0)
+    huge = Measurements(lr_finder=LRFinderResult(lr=10.0))
+    plan = calibrated_plan(huge, rule, profile_name="cpu", evidence="e")
+    assert plan["lr"].value == pytest.approx(0.1) and "clipped" in plan["lr"].reason
+    unmeasured = calibrated_plan(Measurements(), rule, profile_name="cpu", evidence="e")
+    assert unmeasured["lr"].value == pytest.approx(1e-2) and "not measured" in unmeasured["lr"].reason
+
+
+def test_calibrated_policy_needs_a_rule_and_a_known_name():
+    with pytest.raises(ConfigError, match="needs a calibrated rule"):
+        h.recommend_config(PROFILE, policy="calibrated")
+    with pytest.raises(ConfigError, match="unknown policy"):
+        h.recommend_config(PROFILE, policy="bold")
+    with pytest.raises(ConfigError, match="unknown arm"):
+        CalibratedRule("half", -2.0)

@@ -1,0 +1,73 @@
+"""similarity/sources.py: building a reference, the cache, the shipped file, offline failures."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from finetune_advisor import similarity as S
+from finetune_advisor.data import Dataset, Item
+from finetune_advisor.exceptions import SimilarityReferenceError
+
+
+def test_build_reference_and_bootstrap_resnet18(tmp_path, resnet18, monkeypatch, noisy):
+    monkeypatch.setenv(S.CACHE_ENV, str(tmp_path / "cache"))
+    refroot = tmp_path / "tiny"
+    for c in range(4):
+        for i in range(5):
+            noisy(refroot / "train" / f"n0{c}" / "images" / f"{i}.JPEG", seed=100 * c + i, tint=(60 * c, 0, 0))
+    (refroot / "words.txt").write_text("n00\tzero, nought\nn01\tone\n")
+    ref = S.get_reference(resnet18, path=refroot, image_size=32, images_per_class=3, progress=False)
+    assert ref.class_ids == ("n00", "n01", "n02", "n03") and ref.class_names[:3] == ("zero, nought", "one", "")
+    assert ref.class_means.shape == (4, 512) and ref.class_counts.tolist() == [5, 5, 5, 5]
+    assert (ref.image_size, ref.images_per_class, ref.backbone_key) == (32, 3, "resnet18-random")
+    cached = S.reference_cache_path(resnet18, 32, 3)
+    assert cached.is_file() and S.get_reference(resnet18, image_size=32, images_per_class=3).class_ids == ref.class_ids
+
+    data = tmp_path / "data"
+    items = [Item(noisy(data / f"c{c}" / f"{i}.png", seed=1000 + 10 * c + i, size=20 + c, tint=(0, 80 * c, 0)),
+                  (f"c{c}",)) for c in range(3) for i in range(4 + c)]
+    ds = Dataset(root=data, layout="folders", items=tuple(items), classes=("c0", "c1", "c2"), multi_label=False)
+    res = S.dataset_similarity(ds, resnet18, ref, bootstrap=40, progress=False)
+    assert res.std >= 0 and res.ci_low <= res.similarity <= res.ci_high
+    assert 0 <= res.similarity <= 1 and res.images_per_class == 3 and res.image_size == 32
+    assert res.n_images_embedded == 9 and res.bootstrap_rounds == 40
+    assert all(1 <= len(m) <= 3 for m in res.matches.values())
+    again = S.dataset_similarity(ds, resnet18, ref, bootstrap=40, progress=False)
+    assert (again.similarity, again.std) == (res.similarity, res.std)  # seeded
+
+    with pytest.raises(SimilarityReferenceError, match="image_size"):
+        S.dataset_similarity(ds, resnet18, ref, image_size=64, progress=False)
+    with pytest.raises(SimilarityReferenceError, match="images_per_class"):
+        S.dataset_similarity(ds, resnet18, ref, images_per_class=20, progress=False)
+
+
+def test_get_reference_offline_fails_fast_with_hint(tmp_path, monkeypatch, resnet18):
+    monkeypatch.setenv(S.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("FINETUNE_ADVISOR_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(SimilarityReferenceError) as info:
+        S.get_reference(resnet18)
+    assert time.perf_counter() - start < 2
+    msg = str(info.value)
+    assert "finetune-advisor reference build PATH" in msg and "--reference PATH" in msg
+    assert S.reference_cache_dir() == tmp_path / "cache" / "references"
+    monkeypatch.delenv("FINETUNE_ADVISOR_OFFLINE")
+    with pytest.raises(SimilarityReferenceError, match="downloads are off"):
+        S.get_reference(resnet18, download=False)
+    with pytest.raises(SimilarityReferenceError, match="not found"):
+        S.get_reference(resnet18, path=tmp_path / "nowhere")
+
+
+def test_get_reference_prefers_cache_then_shipped(tmp_path, monkeypatch, rgb_backbone, make_reference):
+    monkeypatch.setenv(S.CACHE_ENV, str(tmp_path / "cache"))
+    bb = rgb_backbone()
+    make_reference([[1, 0, 0]], [1], ids=["cached"], size=128, k=20).save(S.reference_cache_path(bb))
+    assert S.get_reference(bb, download=False).class_ids == ("cached",)
+    shipped = S.shipped_reference_path("efficientnet_lite0")
+    if shipped is None:
+        pytest.skip("shipped reference not built")
+    ref = S.Reference.load(shipped)
+    assert (ref.backbone_key, ref.image_size, ref.images_per_class, ref.n_classes) == ("efficientnet_lite0", 128, 20, 200)
+    assert ref.class_means.shape[1] == 1280 and shipped.stat().st_size < 1.5e6
+    assert "goldfish" in ref.class_names[ref.class_ids.index("n01443537")]
