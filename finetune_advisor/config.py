@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,6 +28,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {"image_size": 64, "head_epochs": 2, "unfrozen_epochs": 2, "max_images_per_class": 200},
 }
 
+FINE_TUNE_CHOICES = ("none", "last", "all")
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -38,6 +42,9 @@ class Augmentation:
     max_zoom: float = 1.1         # scale
     max_warp: float = 0.2         # perspective / skew
     noise_std: float = 0.0        # Gaussian pixel noise (0 = off)
+
+    def __post_init__(self):
+        _validate(self, _AUGMENTATION_RULES, prefix="augmentation.")
 
 
 @dataclass(frozen=True)
@@ -73,16 +80,25 @@ class Config:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
-        object.__setattr__(self, "dropout", tuple(float(p) for p in self.dropout))
+        # Checked once, here (also on every dataclasses.replace): each message says what was found
+        # and what is allowed, the way scikit-learn's _param_validation does.
+        _validate(self, _CONFIG_RULES)
+        object.__setattr__(self, "dropout", _dropout(self.dropout))
+        if isinstance(self.warnings, str) or not all(isinstance(w, str) for w in self.warnings):
+            raise ConfigError(f"warnings must be a list of strings, got {self.warnings!r}")
         object.__setattr__(self, "warnings", tuple(self.warnings))
         if not isinstance(self.measurements, Measurements):     # a JSON dict, or None
+            if self.measurements is not None and not isinstance(self.measurements, Mapping):
+                raise ConfigError(f"measurements must be a JSON object, got {self.measurements!r}")
             object.__setattr__(self, "measurements", Measurements.from_dict(self.measurements))
         if isinstance(self.augmentation, Mapping):
+            _check_keys(self.augmentation, AUGMENTATION_FIELDS, "augmentation")
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
-        if self.fine_tune not in FINE_TUNE_CHOICES:
-            raise ConfigError(f"fine_tune={self.fine_tune!r} is not one of {FINE_TUNE_CHOICES}")
-        if self.profile not in PROFILES:
-            raise ConfigError(f"profile={self.profile!r} is not one of {sorted(PROFILES)}")
+        elif not isinstance(self.augmentation, Augmentation):
+            raise ConfigError(f"augmentation must be a JSON object with fields {list(AUGMENTATION_FIELDS)}, "
+                              f"got {self.augmentation!r}")
+        if not isinstance(self.reasons, Mapping):
+            raise ConfigError(f"reasons must be a JSON object of field -> reason, got {self.reasons!r}")
         if self.reasons:
             missing = [f for f in DECISION_FIELDS if f not in self.reasons]
             extra = [k for k in self.reasons if k not in DECISION_FIELDS]
@@ -126,9 +142,15 @@ class Config:
         if version != SCHEMA_VERSION:
             raise ConfigError(f"Config schema_version {version} is not supported (expected {SCHEMA_VERSION})")
         try:
-            return cls(**data)
+            config = cls(**data)
         except TypeError as exc:  # wrong value types
             raise ConfigError(f"invalid Config: {exc}") from None
+        # A saved Config holds every decision: a missing one (say lr) must not become the default.
+        missing = [f for f in DECISION_FIELDS if f not in data]
+        if missing:
+            raise ConfigError(f"the Config is missing field(s) {missing}: a saved Config holds every decision, "
+                              f"and a missing one would silently become the default")
+        return config
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
@@ -139,13 +161,135 @@ class Config:
         return cls.from_dict(data)
 
 
+# --- validation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A finite real number in an interval (scikit-learn's ``Interval(Real, low, high, closed=...)``)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    closed: str = "neither"    # "left" | "right" | "both" | "neither"
+    note: str = ""
+
+    def describe(self) -> str:
+        left, right = self.closed in ("left", "both"), self.closed in ("right", "both")
+        if self.high == math.inf:
+            text = f"a finite number {'>=' if left else '>'} {self.low:g}"
+        else:
+            text = f"a number in {'[' if left else '('}{self.low:g}, {self.high:g}{']' if right else ')'}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def check(self, name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _invalid(name, self.describe(), value)
+        v = float(value)
+        left, right = self.closed in ("left", "both"), self.closed in ("right", "both")
+        if not (math.isfinite(v) and (v >= self.low if left else v > self.low)
+                and (v <= self.high if right else v < self.high)):
+            raise _invalid(name, self.describe(), value)
+        return v
+
+
+@dataclass(frozen=True)
+class _Integer:
+    """An integer >= ``low`` (16.7 and True are refused)."""
+
+    low: int
+
+    def describe(self) -> str:
+        return f"an integer >= {self.low}"
+
+    def check(self, name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low:
+            raise _invalid(name, self.describe(), value)
+        return int(value)
+
+
+class _Boolean:
+    """``true`` or ``false`` (not "yes", not 1)."""
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def check(self, name: str, value: Any) -> bool:
+        numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+        if not (isinstance(value, bool) or numpy_bool):
+            raise _invalid(name, self.describe(), value)
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    options: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+    def check(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.options:
+            raise _invalid(name, self.describe(), value)
+        return value
+
+
+class _Name:
+    def describe(self) -> str:
+        return "a non-empty string"
+
+    def check(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid(name, self.describe(), value)
+        return value
+
+
+def _invalid(name: str, allowed: str, value: Any) -> ConfigError:
+    """``lr must be a finite number > 0, got -0.001``: the field, what is allowed, what was found."""
+    return ConfigError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _validate(obj: Any, rules: Mapping[str, Any], prefix: str = "") -> None:
+    """Check (and normalise: numpy scalars to Python ones) every field of ``obj`` named in ``rules``."""
+    for name, rule in rules.items():
+        object.__setattr__(obj, name, rule.check(prefix + name, getattr(obj, name)))
+
+
+_PROBABILITY = _Number(0.0, 1.0, "left")
+
+
+def _dropout(value: Any) -> tuple[float, float]:
+    """The head's dropout ``(p1, p2)``, each in [0, 1)."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise _invalid("dropout", "two numbers (p1, p2), each in [0, 1)", value)
+    p1, p2 = value
+    return _PROBABILITY.check("dropout[0]", p1), _PROBABILITY.check("dropout[1]", p2)
+
+
+_CONFIG_RULES: dict[str, Any] = {
+    "backbone": _Name(), "profile": _Choice(tuple(sorted(PROFILES))),
+    "image_size": _Integer(1), "batch_size": _Integer(1), "head_size": _Integer(1),
+    "head_epochs": _Integer(0), "unfrozen_epochs": _Integer(0),
+    "valid_pct": _Number(0.0, 1.0, "neither", "the validation fraction; the rest trains"),
+    "lr": _Number(0.0), "lr_finetune": _Number(0.0), "lr_divisor": _Number(0.0),
+    "weight_decay": _Number(0.0, closed="left"), "beta2": _Number(0.0, 1.0),
+    "fine_tune": _Choice(FINE_TUNE_CHOICES), "multi_label": _Boolean(),
+    "schema_version": _Integer(1),
+}
+_AUGMENTATION_RULES: dict[str, Any] = {
+    "do_flip": _Boolean(), "flip_vert": _Boolean(),
+    "max_rotate": _Number(0.0, 180.0, "both", "degrees"), "max_lighting": _PROBABILITY,
+    "max_zoom": _Number(1.0, closed="left", note="1 = no zoom"), "max_warp": _PROBABILITY,
+    "noise_std": _Number(0.0, closed="left"),
+}
+
+
 def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], who: str) -> None:
     unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(f"{who} got unknown field(s) {unknown}; valid fields are {sorted(valid)}")
 
 
-FINE_TUNE_CHOICES = ("none", "last", "all")
+AUGMENTATION_FIELDS = tuple(f.name for f in dataclasses.fields(Augmentation))
 ALL_FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 DECISION_FIELDS = tuple(f for f in ALL_FIELDS
                         if f not in ("reasons", "measurements", "warnings", "schema_version"))

@@ -31,6 +31,11 @@ class ConfigError(FinetuneAdvisorError):
     """A Config (or its JSON) is invalid."""
 
 
+class InvalidOptionError(ConfigError, ValueError):
+    """An argument's value cannot be used (e.g. a ``filename_regex`` that does not compile); also a
+    ValueError, the type such arguments raised before."""
+
+
 class BackboneNotFoundError(FinetuneAdvisorError):
     """A backbone name, weights file or ``module:function`` spec cannot be resolved or loaded."""
 

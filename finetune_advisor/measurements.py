@@ -64,6 +64,7 @@ class SimilarityResult:
     bootstrap_rounds: int | None = None
     bootstrap_bias: float | None = None
     reference_source: str | None = None
+    reference: str | None = None     # which reference file was used, in words (similarity.describe_reference)
     failed_paths: tuple[str, ...] = ()
     emd_floor: float | None = None   # class-count floor subtracted from the EMD (see similarity.emd_floor)
 

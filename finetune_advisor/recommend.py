@@ -22,6 +22,8 @@ from .exceptions import ConfigError, DatasetError, LRFinderError
 from .learner import LearnerSpec, build_learner
 from .learner.features import FeatureCache, cache_features
 from .lr_finder import find_lr
+from .lr_finder import range_test as lr_range_test
+from .lr_finder import suggest as lr_suggest
 from .lr_finder.cached import find_lr_cached
 from .transferability import linear_probe, logme
 from .measurements import LRFinderResult, Measurements, SimilarityResult
@@ -37,6 +39,17 @@ SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
 MIN_LR_STEPS = 8  # suggest_lr needs 8 points (the sweep records lr_steps + 1)
 LR_LOSSES = ("valid", "train")
 LR_FINDER_METHODS = ("cached", "full")     # the head on cached features, or the study's full-network test
+# The range test's hints name find_lr's arguments (num_it, start_lr, end_lr); advise sets only
+# lr_steps and lr_loss, so its errors say those (and the CLI's options), never an option it lacks.
+_DATA_HINT = "check the labels and the data: on a tiny or very imbalanced dataset the curve is mostly noise"
+_ADVISE_LR_HINTS = {
+    lr_suggest.HINT_MORE_POINTS: "raise lr_steps (CLI --lr-steps)",
+    lr_suggest.HINT_DIVERGED: f"{_DATA_HINT}; or raise lr_steps (CLI --lr-steps) to record more points before "
+                              f"the loss diverges",
+    lr_suggest.HINT_LOWER_START: _DATA_HINT,
+    lr_suggest.HINT_NO_DESCENT: _DATA_HINT,
+    lr_range_test.HINT_NO_VALID: "use lr_loss='train' (CLI --lr-loss train)",
+}
 
 
 @dataclass(frozen=True)
@@ -305,7 +318,8 @@ def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **ove
                 cache = cache_features(dataset, bb, spec, seed=seed, progress=opts.progress)
                 decode_failed.update(cache.failed_paths)
                 timings["features"] = time.perf_counter() - clock
-                lr_result = find_lr_cached(cache, spec, loss=opts.lr_loss, num_it=max(opts.lr_steps, 200), seed=seed)
+                lr_result = find_lr_cached(cache, spec, loss=opts.lr_loss, num_it=opts.lr_steps,
+                                           seed=seed, progress=opts.progress)
                 transfer = transferability_of(cache, seed=seed)
             else:
                 learn = build_learner(spec, dataset, backbone=bb, seed=seed)
@@ -313,12 +327,14 @@ def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **ove
                          spec.batch_size)
                 decode_failed.update(learn.dls.unreadable)
                 with learn.no_bar():  # fastai would draw one bar per tiny epoch of the sweep
-                    lr_result = find_lr(learn, loss=opts.lr_loss, num_it=opts.lr_steps, seed=seed)
+                    lr_result = find_lr(learn, loss=opts.lr_loss, num_it=opts.lr_steps, seed=seed,
+                                        progress=opts.progress)
         except LRFinderError as exc:  # name the dataset and the CLI's way out
             lr_failed = f"LR range test on {dataset.root} failed: {exc.message}"
             if not opts.lr_finder_fallback:
+                hint = _ADVISE_LR_HINTS.get(exc.hint, exc.hint)
                 raise LRFinderError(lr_failed, path=dataset.root,
-                                    hint=(f"{exc.hint}; " if exc.hint else "") + "or skip it with --no-lr-finder "
+                                    hint=(f"{hint}; " if hint else "") + "or skip it with --no-lr-finder "
                                          "(lr_finder=False) to use the study's default learning rate") from None
             log.warning("%s; using the study's default learning rate", lr_failed)
         timings["lr_finder"] = time.perf_counter() - clock

@@ -24,6 +24,7 @@ def _one_torch_thread():
     machine is busy (measured: the LR range test 32 s with 2 threads vs 3 s with 1)."""
     import torch
     torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")   # the CLI's own pick (finetune_advisor._threads) keeps it
 
 
 @pytest.fixture(autouse=True)

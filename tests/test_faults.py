@@ -240,7 +240,8 @@ def test_reference_cache_killed_write_then_truncated_file(dataset, tmp_path, cap
     from finetune_advisor.similarity import Reference, reference_cache_path
     src = make_folder_dataset(tmp_path / "tiny", counts={"x": 2, "y": 2, "z": 2}, size=16, seed=5)
     args = ["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-lr-finder", "-q"]
-    cached = reference_cache_path("resnet18-random")
+    cached = reference_cache_path("resnet18-random", source=src.resolve())   # keyed by its folder
+    default = reference_cache_path("resnet18-random")
     real_savez = np.savez_compressed
 
     def killed(fh, **arrays):  # half a zip on disk, then the process is killed
@@ -255,10 +256,12 @@ def test_reference_cache_killed_write_then_truncated_file(dataset, tmp_path, cap
     rc, out, err = _cli(capsys, *args, "--reference", src)  # built again, cached whole
     assert rc == 0, err
     good = Reference.load(cached)
+    assert not default.exists()        # a plain run's default reference is not replaced by it
     cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])  # e.g. a disk filled up by a copy
+    default.write_bytes(cached.read_bytes())
 
-    rc, _, err = _cli(capsys, *args)  # the cache is the only source: refused, with the way out
-    _error(rc, err, cached, "corrupt or unreadable", "delete it and rebuild")
+    rc, _, err = _cli(capsys, *args)  # the default cache is the only source: refused, with the way out
+    _error(rc, err, default, "corrupt or unreadable", "delete it and rebuild")
 
     rc, out, err = _cli(capsys, *args, "--reference", src)  # the source is known: rebuilt, not trusted
     assert rc == 0, err

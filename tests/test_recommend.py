@@ -127,8 +127,8 @@ def test_cached_range_test_runs_the_body_once_per_image(folder, monkeypatch):
     monkeypatch.setattr(rec_mod, "create_backbone", counting)
     rec = advise(folder, **FAST)
     lr = rec.config.measurements.lr_finder
-    assert lr.method == "cached" and lr.n_steps >= 100
-    assert sum(seen) == 30          # 30 images, each through the body once, though the sweep took hundreds of steps
+    assert lr.method == "cached" and lr.n_sweeps * lr.n_steps == 3 * 40     # 120 head steps
+    assert sum(seen) == 30          # 30 images, each through the body once, for all 120 steps
     t = rec.config.measurements.transferability
     assert set(t) >= {"logme", "probe_accuracy"} and t["n_images"] == 30
 
@@ -136,3 +136,55 @@ def test_cached_range_test_runs_the_body_once_per_image(folder, monkeypatch):
 def test_full_range_test_stays_an_option(folder):
     cfg = recommend(folder, lr_finder_method="full", **FAST)
     assert cfg.measurements.lr_finder.method == "full" and cfg.measurements.transferability is None
+
+
+def test_cli_text_output_names_the_reference_used(tmp_path, folder, capsys):
+    from finetune_advisor.backbones import create_backbone
+    from finetune_advisor.similarity import build_reference
+    ref_root = make_folder_dataset(tmp_path / "ref", counts={"x": 4, "y": 4}, size=(24, 24), seed=1)
+    build_reference(ref_root, create_backbone("resnet18", pretrained=False), image_size=32,
+                    images_per_class=4, progress=False).save(tmp_path / "ref.npz")
+    rc = main(["recommend", str(folder), "--backbone", "resnet18", "--random-init", "--no-lr-finder", "-q",
+               "--reference", str(tmp_path / "ref.npz")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    line = next(l for l in out.splitlines() if l.startswith("similarity reference:"))
+    assert str(tmp_path / "ref.npz") in line and f"built from {ref_root.resolve()}" in line
+
+
+def test_same_seed_same_lr_with_one_thread_and_two(tmp_path):
+    """The advice does not depend on torch's thread count (the machine's load)."""
+    import os
+    import subprocess
+    import sys
+    small = make_folder_dataset(tmp_path / "d", counts={"a": 8, "b": 8, "c": 8}, size=(16, 16))
+    code = ("import json, sys; from finetune_advisor.recommend import advise; "
+            "import torch; "
+            "rec = advise(sys.argv[1], backbone='resnet18', pretrained=False, similarity=False, progress=False, "
+            "seed=3); print(json.dumps({'lr': rec.config.lr, 'threads': torch.get_num_threads()}))")
+    got = {}
+    for n in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code, str(small)], capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, OMP_NUM_THREADS=n), check=True)
+        got[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["1"]["threads"] == 1 and got["2"]["threads"] == 2
+    assert got["1"]["lr"] == pytest.approx(got["2"]["lr"], rel=0.01)
+
+
+def test_cli_picks_the_thread_count_and_says_so_in_debug(folder, caplog, monkeypatch):
+    import torch
+
+    from finetune_advisor import _threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    try:
+        assert _threads.pick_torch_threads() == torch.get_num_threads() == _threads.default_thread_count()
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        with caplog.at_level("DEBUG", logger="finetune_advisor._threads"):
+            assert main(["profile", str(folder), "--debug"]) == 0      # no torch: no pick
+            assert "torch threads" not in caplog.text
+            assert main(["recommend", str(folder), *CLI_FAST, "--no-lr-finder", "--debug"]) == 0
+        assert "torch threads: 1 (OMP_NUM_THREADS=1 is set)" in caplog.text
+    finally:
+        torch.set_num_threads(1)

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,7 @@ __all__ = ["OFFLINE_ENV", "DOWNLOAD_TIMEOUT_S", "TORCHVISION_RESNETS", "offline"
 
 OFFLINE_ENV = "FINETUNE_ADVISOR_OFFLINE"  # set to 1 to never try a download
 DOWNLOAD_TIMEOUT_S = 30  # per socket operation: a network that drops packets fails instead of hanging
+log = logging.getLogger(__name__)
 # name -> penultimate features (torchvision's fc.in_features)
 TORCHVISION_RESNETS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048}
 
@@ -41,6 +43,19 @@ def _socket_timeout(seconds: float):
         yield
     finally:
         socket.setdefaulttimeout(old)
+
+
+@contextlib.contextmanager
+def _download_output():
+    """Where torch.hub's ``Downloading: ...`` line and bar go (it prints them on stdout): to stderr,
+    or nowhere when logging is set quieter than INFO (the CLI's ``-q``). Yields whether to show a bar."""
+    configured = bool(logging.getLogger().handlers)     # nobody set up logging: torch's default output
+    if log.isEnabledFor(logging.INFO) or not configured:
+        with progress_to_stderr():
+            yield True
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield False
 
 
 def _in_torch_cache(url: str) -> bool:
@@ -85,8 +100,8 @@ def torchvision_resnet(name: str, *, weights: str | os.PathLike | None = None, p
             raise WeightsUnavailableError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                           hint="pass weights=PATH or --weights PATH")
         try:
-            with progress_to_stderr(), _socket_timeout(DOWNLOAD_TIMEOUT_S):  # torch.hub prints on stdout
-                model.load_state_dict(tv_weights.get_state_dict(progress=True))
+            with _download_output() as show, _socket_timeout(DOWNLOAD_TIMEOUT_S):  # torch.hub prints on stdout
+                model.load_state_dict(tv_weights.get_state_dict(progress=show))
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
             reason = getattr(exc, "reason", exc)
             raise WeightsUnavailableError(f"cannot download {name} weights ({tv_weights}): {reason}",

@@ -8,6 +8,7 @@ import datetime
 import logging
 import os
 import threading
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,11 +24,16 @@ if TYPE_CHECKING:
     from ..recommend import Recommendation
 
 __all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials",
-           "claim_lock", "keys_by_state"]
+           "claim_lock", "keys_by_state", "normalise_storage_url", "CONNECT_TIMEOUT_S", "STATEMENT_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
 CLAIM_ATTR = "claimed_as"      # a worker's mark: the trial number it claimed, set once its heartbeat runs
+# A server that accepts the connection and never answers must not hang a worker (or its Ctrl-C,
+# which Python handles only once the driver's blocking call returns): bound the connect and
+# every statement.
+CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_S = 300
 
 
 @dataclass(eq=False)
@@ -92,17 +98,37 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
     """
     import optuna
 
-    url = storage or _default_storage(out_dir, study_name)
-    if not url.startswith(("sqlite:", "postgresql", "mysql")):
-        raise ConfigError(f"storage must be an SQLAlchemy URL (sqlite:///file.db or postgresql://...), got {url!r}")
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    url = normalise_storage_url(storage or _default_storage(out_dir, study_name))
+    engine_kwargs = _engine_kwargs(url)
     grace = grace_period or 2 * heartbeat_interval
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    def make_storage():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+
+    try:
+        try:
+            rdb = make_storage()
+        except Exception as exc:
+            # two workers opening a new database at once both create its tables; the loser's
+            # "table ... already exists" only means the other one got there first
+            if not (_is_db_error(exc) and "already exists" in str(exc)):
+                raise
+            time.sleep(1.0)
+            rdb = make_storage()
+    except ImportError as exc:   # optuna wraps it: "Failed to import DB access module ..."
+        raise ConfigError(f"cannot use the storage {_shown(url)}: its database driver is not installed ({exc})",
+                          hint="pip install 'finetune-advisor[postgres]' (psycopg2-binary) for postgresql://, "
+                               "or PyMySQL for mysql+pymysql://") from None
+    except Exception as exc:
+        if not _is_db_error(exc):
+            raise
+        raise ConfigError(f"cannot open the storage {_shown(url)}: {_db_reason(exc)}",
+                          hint="check that the database server is up and reachable and the URL's user, password "
+                               "and database are right") from None
     if create:
         study = optuna.create_study(study_name=study_name, storage=rdb, direction="maximize", load_if_exists=True)
     else:
@@ -112,6 +138,60 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
             raise ConfigError(f"no study named {study_name!r} in {url}",
                               hint="start it with 'finetune-advisor bench run' (Python: run_bench)") from None
     return BenchStudy(study, rdb, url, heartbeat_interval, grace)
+
+
+def normalise_storage_url(url: str) -> str:
+    """Check an SQLAlchemy storage URL; ``postgresql://`` gets the psycopg2 driver when psycopg
+    (3, SQLAlchemy 2.1's default) is not installed and psycopg2 is.
+
+    >>> normalise_storage_url("sqlite:///bench.db")
+    'sqlite:///bench.db'
+    """
+    import importlib.util
+
+    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+        raise ConfigError(f"storage must be an SQLAlchemy URL (sqlite:///file.db or postgresql://...), got {url!r}")
+    if url.startswith("postgresql://"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLite: wait up to 60 s for a lock. PostgreSQL / MySQL: connect and statement timeouts."""
+    if url.startswith("sqlite:"):
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith(("postgresql://", "postgresql+psycopg")):   # libpq's parameters (psycopg2 and 3)
+        return {"connect_args": {"connect_timeout": int(CONNECT_TIMEOUT_S),
+                                 "options": f"-c statement_timeout={int(STATEMENT_TIMEOUT_S * 1000)}"},
+                "pool_pre_ping": True}
+    if url.startswith("mysql"):
+        return {"connect_args": {"connect_timeout": int(CONNECT_TIMEOUT_S)}, "pool_pre_ping": True}
+    return {}
+
+
+def _shown(url: str) -> str:
+    """The URL with its password hidden."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna needs it
+        return False
+    return isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The driver's first line ("timeout expired", "Connection refused", ...)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    return text[:300] if text else type(orig).__name__
 
 
 class Heartbeat:

@@ -35,10 +35,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
-    _quiet_third_party()
+    _quiet_third_party(args.debug)
     # Deferred on purpose, the one such import in the CLI: the commands load pandas, the report,
     # bench and train (most of a second); Ctrl-C while they load must still exit 130 cleanly.
     from .commands import COMMANDS
+    if args.command not in ("profile", "bench status", "calibrate"):   # the commands that run torch
+        from .._threads import pick_torch_threads
+        pick_torch_threads()
     try:
         return COMMANDS[args.command](args) or 0
     except FinetuneAdvisorError as exc:
@@ -52,11 +55,63 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug here or in a library: still one line, never a traceback
         if args.debug:
             raise
+        user_error = _user_error(exc, args)
+        if user_error is not None:       # a library's error about an input the user gave: not our bug
+            print_error(user_error)
+            return 1
         print_error(f"unexpected {type(exc).__name__}: {one_line(str(exc))[:300]} (rerun with --debug "
                     f"for the traceback, and please report it)")
         return 1
 
 
-def _quiet_third_party() -> None:
+def _quiet_third_party(debug: bool = False) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    # --debug is for our own logs: PIL logs every chunk of every image it opens (thousands of lines)
+    for name in ("PIL", "matplotlib", "fsspec", "urllib3", "filelock", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
+
+
+def _user_error(exc: Exception, args) -> str | None:
+    """The one line for an error a library raised about an input the user gave (a storage URL or
+    file that cannot be opened, a bad regular expression); None for anything else (a bug: the
+    caller reports it as one)."""
+    import re
+
+    if isinstance(exc, re.error):
+        pattern = exc.pattern if isinstance(exc.pattern, str) else getattr(args, "filename_regex", None)
+        return (f"{pattern!r} is not a valid regular expression: {exc.msg} (fix the pattern, e.g. "
+                f"--filename-regex '^(.+)_\\d+$')")
+    db_error = _storage_error(exc)
+    if db_error is not None:
+        storage = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", getattr(args, "storage", None) or _default_storage(args))
+        fix = ("check that the file is a bench database, in a folder you can write" if storage.startswith("sqlite")
+               else "check the URL, and that the database server runs and accepts connections")
+        return f"cannot use the storage {storage}: {db_error} ({fix}; --storage sets it)"
+    return None
+
+
+def _storage_error(exc: BaseException) -> str | None:
+    """The database's own reason when ``exc`` is an SQLAlchemy error the storage's user caused: the
+    server refused or dropped the connection, the file cannot be opened or is not a database, the
+    URL does not parse. Programming errors (bad SQL, integrity) stay bugs."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is None:       # never imported: not a storage error
+        return None
+    if isinstance(exc, sqlalchemy_exc.ArgumentError) and "URL" in str(exc):
+        return one_line(str(exc))
+    user_caused = (sqlalchemy_exc.OperationalError, sqlalchemy_exc.InterfaceError)
+    if isinstance(exc, user_caused) or type(exc) is sqlalchemy_exc.DatabaseError:
+        reason = getattr(exc, "orig", None) or exc
+        return one_line(str(reason)).strip()[:300]
+    return None
+
+
+def _default_storage(args) -> str:
+    """The storage a bench command uses without --storage (as the commands compute it)."""
+    from pathlib import Path
+
+    study = getattr(args, "study", None)
+    study = study[0] if isinstance(study, list) else study or "bench"
+    out = getattr(args, "out", None) if getattr(args, "command", "") in ("bench run", "bench outputs") else None
+    return f"sqlite:///{(Path(out) if out else Path('bench') / study).resolve() / 'bench.db'}"

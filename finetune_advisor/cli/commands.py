@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from .. import bench, data
-from .._io import write_text_atomic
+from .._io import write_bytes_atomic, write_text_atomic
 from ..backbones import Backbone, create_backbone
 from ..config import Config
 from ..exceptions import ConfigError, SimilarityReferenceError
@@ -30,13 +30,16 @@ _CONFIG_HINT = "write one with `finetune-advisor recommend DATASET --out config.
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     path = dataset_path(args)
-    rec = advise(path, options_from_args(args))
+    options = options_from_args(args)
+    check_writable(args.out, "--out")      # before the measurements, not after them
+    check_writable(args.plot, "--plot")
+    rec = advise(path, options)
     if args.out:
         _write_text(Path(args.out), rec.config.to_json())
     if args.plot and rec.lr_finder is not None:
         far = rec.similarity is not None and rec.similarity.far
         ax = plot_lr_finder(rec.lr_finder, divided_lr=rec.config.lr if far else None)
-        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+        _write_figure(Path(args.plot), ax.figure)
     print(rec.config.to_json() if args.json else format_recommendation(rec))
     return 0
 
@@ -62,6 +65,7 @@ def _reference_backbone(args: argparse.Namespace) -> Backbone:
 
 
 def cmd_reference_build(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out")
     bb = _reference_backbone(args)
     ref = build_reference(args.path, bb, image_size=args.image_size, images_per_class=args.images_per_class,
                           progress=not args.quiet)
@@ -90,6 +94,7 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     path = dataset_path(args)
+    check_writable(args.out, "--out", folder=True)
     if args.config:
         config = _read_config(args.config)
         dataset = data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
@@ -111,13 +116,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     path = dataset_path(args)
+    fmt = args.format or ("md" if args.out and Path(args.out).suffix.lower() in (".md", ".markdown") else "html")
+    out = args.out or (None if args.json else f"report.{fmt}")
+    check_writable(out, "--out")           # before the measurements and the report, not after them
     if args.config:
         rec = load_recommendation(args.config, path, **read_kwargs(args))
     else:
         rec = advise(path, options_from_args(args))
     report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed)
-    fmt = args.format or ("md" if args.out and Path(args.out).suffix.lower() in (".md", ".markdown") else "html")
-    out = args.out or (None if args.json else f"report.{fmt}")
     if out:
         written = write_report(report, out, format=fmt)
         log.info("wrote %s (%.0f KB)", written, written.stat().st_size / 1024)
@@ -138,7 +144,20 @@ def _read_config(path: str) -> Config:
     try:
         return Config.from_json(text)
     except ConfigError as exc:
-        raise ConfigError(exc.message, path=path, hint=exc.hint or _CONFIG_HINT) from None
+        raise ConfigError(exc.message, path=path, hint=exc.hint or f"fix the file, or {_CONFIG_HINT}") from None
+
+
+def _write_figure(path: Path, figure) -> None:
+    """A figure as PNG, atomically like :func:`_write_text` (its folder created)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    try:
+        write_bytes_atomic(path, buffer.getvalue())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}", path=path,
+                          hint="check the folder exists, is writable and has space") from None
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -155,6 +174,7 @@ def _write_text(path: Path, text: str) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     study_name = args.study
     out = Path(args.out) if args.out else Path("bench") / study_name
+    check_writable(out, "--out", folder=True)
     if args.worker:
         study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
                                  create=False)
@@ -199,7 +219,9 @@ def cmd_bench_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_outputs(args: argparse.Namespace) -> int:
-    files = bench.write_outputs(_existing_study(args), Path(args.out) if args.out else Path("bench") / args.study)
+    out = Path(args.out) if args.out else Path("bench") / args.study
+    check_writable(out, "--out", folder=True)
+    files = bench.write_outputs(_existing_study(args), out)
     print(json.dumps(files, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in files.items()))
     return 0
 
@@ -209,8 +231,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..calibration.sweep import calibrate, format_calibration
 
     storage = args.storage or f"sqlite:///{(Path('bench') / args.study[0] / 'bench.db').resolve()}"
-    if args.out:
-        check_writable(Path(args.out))
+    check_writable(args.out, "--out")
     cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial)
     if args.out:
         cal.save(args.out)

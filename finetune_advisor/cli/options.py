@@ -38,13 +38,34 @@ def options_from_args(args: argparse.Namespace) -> AdviseOptions:
         calibration=args.calibration, lr_finder_method=args.lr_finder_method, **read_kwargs(args))
 
 
+URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "hf://")
+
+
+def local_path(value: str | Path, what: str = "dataset") -> Path:
+    """A local path argument: a literal ``~`` expanded (as for ``--weights`` and ``--reference``);
+    a URL refused with the fix, never mangled into ``https:/...`` "does not exist".
+
+    >>> local_path("~/data/pets") == Path.home() / "data" / "pets"
+    True
+    """
+    text = str(value)
+    if text.lower().startswith(URL_SCHEMES):
+        raise DatasetError(f"{what} {text} is a URL: URLs are not supported; download it first",
+                           hint="then pass the local folder or CSV")
+    return Path(text).expanduser()
+
+
 def dataset_path(args: argparse.Namespace) -> Path:
-    """The dataset argument (a folder, a CSV via --csv, or --sample); a DatasetError when none is given."""
+    """The dataset argument (a folder, a CSV via --csv, or --sample); a DatasetError when none is given.
+    ``~`` is expanded and a URL refused (``--csv`` too, which it also rewrites in ``args``)."""
     if getattr(args, "sample", False):
         return SAMPLE_DATASET
+    if getattr(args, "csv_path", None) is not None:
+        args.csv_path = str(local_path(args.csv_path, "--csv"))
     if args.path is None and args.csv_path is None:
-        raise DatasetError("no dataset given", hint="pass a folder or CSV path, or --sample for the embedded one")
-    return Path(args.path if args.path is not None else args.csv_path)
+        sample = ", or --sample for the embedded one" if hasattr(args, "sample") else ""
+        raise DatasetError("no dataset given", hint=f"pass a folder or CSV path{sample}")
+    return local_path(args.path) if args.path is not None else Path(args.csv_path)
 
 
 def name_paths(pairs: Sequence[str]) -> dict[str, str]:
@@ -62,14 +83,27 @@ def name_paths(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any long work when ``path`` cannot be written (missing or read-only folder)."""
+def check_writable(path: str | Path | None, flag: str = "--out", *, folder: bool = False) -> None:
+    """Fail before any long work when ``path`` (a file; with ``folder``, a folder) cannot be written.
+
+    Missing folders are fine where they can be created (the writers create them): the nearest
+    existing one must be a folder this user can write. A file path that is an existing folder,
+    or a folder path that is an existing file, is refused too. None: nothing to check.
+    """
     import os
 
-    folder = Path(path).expanduser().resolve().parent
-    probe = folder
+    if path is None:
+        return
+    target = Path(path).expanduser().resolve()
+    if target.exists() and target.is_dir() != folder:
+        raise ConfigError(f"cannot write {path}: it is an existing {'file' if folder else 'folder'}",
+                          hint=f"pass {flag} a {'folder' if folder else 'file'} path")
+    probe = target if folder else target.parent
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write {path}: {probe} is not a writable folder",
-                          hint="choose an --out path in a folder you can write")
+    if not probe.is_dir():
+        raise ConfigError(f"cannot write {path}: {probe} is a file, not a folder",
+                          hint=f"choose a {flag} path in a folder you can write")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: the folder {probe} is read-only for you",
+                          hint=f"choose a {flag} path in a folder you can write")

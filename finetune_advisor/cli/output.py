@@ -34,6 +34,8 @@ def format_recommendation(rec: Recommendation) -> str:
         lines.append(f"similarity to ImageNet: {s.similarity:.3f} (95% CI {s.ci_low:.3f}-{s.ci_high:.3f}, "
                      f"raw EMD {s.emd:.4f}, {s.backbone_key} @ {s.image_size}px) -> {verdict} "
                      f"(threshold {s.threshold:.2f})")
+        if s.reference or s.reference_source:
+            lines.append(f"similarity reference: {s.reference or 'built from ' + str(s.reference_source)}")
     if rec.lr_finder is not None:
         r = rec.lr_finder
         lines.append(f"LR finder: {r.lr:.2e} (fastai valley {r.fastai_valley:.2e}, steep {r.fastai_steep:.2e})")
@@ -56,6 +58,9 @@ def format_profile(prof: DatasetProfile) -> str:
     res = prof.resolution
     kind = "multi-label" if prof.multi_label else "single-label"
     unusable = f" ({prof.n_corrupt} of them unreadable, not used)" if prof.n_corrupt else ""
+    if prof.layout == "csv":
+        from ..data.layouts.csv_labels import describe_label_sep
+        kind += f", label separator {describe_label_sep(prof.label_sep)}"
     lines = [f"dataset: {prof.root} ({prof.layout}, {kind})",
              f"  {prof.n_images} images{unusable}, {prof.n_classes} classes, "
              f"imbalance SD {prof.imbalance_sd:.1f} images/class",

@@ -122,7 +122,11 @@ def _add_dataset_args(p, sample: bool = True) -> None:
     p.add_argument("path", nargs="?", help="dataset folder or CSV file")
     p.add_argument("--layout", choices=["auto", "folders", "csv", "filename"], default="auto")
     p.add_argument("--csv", dest="csv_path", help="CSV of image,labels (when not inside the folder)")
-    p.add_argument("--label-sep", help="separator between labels in the CSV (default: detect | ; or space)")
+    p.add_argument("--label-sep", metavar="SEP",
+                   help="separator between the labels of a multi-label CSV row, e.g. '|' or ' '; '' keeps each "
+                        "cell as one label (default: '|' or ';' when one occurs, a space only when splitting on it "
+                        "is consistent across the file, e.g. not for a class 'sea lion'); the choice is printed "
+                        "with the dataset")
     p.add_argument("--filename-regex", help=r"regex with one group = label, on the file stem (default: Pets '^(.+)_\d+$')")
     if sample:
         p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")

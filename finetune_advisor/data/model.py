@@ -124,6 +124,7 @@ class DatasetProfile:
     mean_labels_per_image: float = 1.0
     n_valid: int = 0                 # items the layout puts in the validation split
     corrupt_examples: tuple[str, ...] = ()  # the first few unreadable files
+    label_sep: str | None = None     # csv layout: the label separator used (None = one label per cell)
 
     @property
     def min_images_per_class(self) -> int:

@@ -73,7 +73,7 @@ def profile_dataset(dataset: Dataset, *, max_header_reads: int | None = None, se
         n_corrupt=len(unreadable), skipped=dict(sorted(skipped.items())), n_headers_read=len(to_read),
         mean_labels_per_image=sum(len(it.labels) for it in items) / len(items) if items else 0.0,
         n_valid=sum(1 for it in items if it.split == "valid"),
-        corrupt_examples=tuple(str(p) for p in unreadable[:MAX_EXAMPLES]))
+        corrupt_examples=tuple(str(p) for p in unreadable[:MAX_EXAMPLES]), label_sep=dataset.label_sep)
 
 
 def add_decode_failures(profile: DatasetProfile, paths: Iterable[str | os.PathLike]) -> DatasetProfile:

@@ -69,7 +69,8 @@ def read_dataset(path: str | os.PathLike, *, layout: str = "auto", csv_path: str
         single-label dataset has fewer than 2 classes; the CSV is unreadable or has no usable
         columns; or no layout fits. The message names the path and says what was found.
     ValueError
-        ``layout`` is unknown or ``filename_regex`` is invalid or has no group.
+        ``layout`` is unknown, or ``filename_regex`` is invalid or has no group (an
+        :class:`~finetune_advisor.exceptions.InvalidOptionError`, also a ConfigError).
 
     Examples
     --------

@@ -26,12 +26,12 @@ from .compose import make_profile, recommend_config
 from .policies import ARMS, POLICIES, PREDICTORS, CalibratedRule, calibrated_plan, predictor_value
 from .rules import (augmentation, batch_size, beta2, choose_architecture, dropout, fine_tune_plan, head_epochs,
                     head_size, image_size, learning_rates, multi_label, validation_split, weight_decay)
-from .warnings import warnings_for
+from .warnings import lr_finder_warnings, warnings_for
 
 __all__ = [
     "Decision", "SIMILARITY_THRESHOLD", "DEFAULT_LR", "LR_FAR_DIVISOR", "INVARIANCES", "resolve_far",
     "choose_architecture", "validation_split", "batch_size", "fine_tune_plan", "learning_rates",
     "weight_decay", "beta2", "dropout", "head_size", "head_epochs", "image_size", "augmentation",
-    "multi_label", "warnings_for", "recommend_config", "make_profile",
+    "multi_label", "warnings_for", "lr_finder_warnings", "recommend_config", "make_profile",
     "POLICIES", "ARMS", "PREDICTORS", "CalibratedRule", "calibrated_plan", "predictor_value",
 ]

@@ -78,7 +78,20 @@ def _similarity_phrase(similarity: float | None, far: bool | None, threshold: fl
     if similarity is None:
         return f"the dataset is {where} ImageNet"
     sign = "<" if similarity < threshold else ">="
-    return f"similarity {similarity:.2f} {sign} {threshold:.2f} ({where} ImageNet)"
+    return f"similarity {_apart(similarity, threshold)} {sign} {threshold:.2f} ({where} ImageNet)"
+
+
+def _apart(value: float, limit: float, digits: int = 2) -> str:
+    """``value`` with enough decimals not to read as ``limit`` (0.7196 vs 0.72: "0.7196", not "0.72 < 0.72").
+
+    >>> _apart(0.70, 0.72), _apart(0.7196, 0.72), _apart(0.72, 0.72)
+    ('0.70', '0.7196', '0.72')
+    """
+    for d in range(digits, digits + 5):
+        text = f"{value:.{d}f}"
+        if value == limit or float(text) != limit and (float(text) < limit) == (value < limit):
+            return text
+    return f"{value:.{digits + 4}f}"
 
 
 def _unwrap(obj: Any, attr: str) -> Any:

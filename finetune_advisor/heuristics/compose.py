@@ -13,7 +13,7 @@ from ..study import SIMILARITY_THRESHOLD
 from .rules import (_profile, augmentation, batch_size, beta2, choose_architecture, dropout, fine_tune_plan,
                     head_epochs, head_size, image_size, learning_rates, multi_label, validation_split, weight_decay)
 from .policies import POLICIES, CalibratedRule, calibrated_plan
-from .warnings import warnings_for
+from .warnings import lr_finder_warnings, warnings_for
 
 if TYPE_CHECKING:
     from ..data import DatasetProfile
@@ -104,8 +104,16 @@ def recommend_config(profile: "DatasetProfile", *,
     d["head_size"] = head_size(profile)
     d["augmentation"] = augmentation(invariances)
     d["multi_label"] = multi_label(profile)
+    if meas.lr_finder_failed and lr_find is None:   # the fallback: say what it did
+        lr_why, failed = d["lr"].reason, f"the LR range test failed ({meas.lr_finder_failed})"
+        lr_why = (lr_why.replace("(no LR finder run)", f"({failed}, so it is used instead)")
+                  if "(no LR finder run)" in lr_why else f"{lr_why}; {failed}, so no finder rate was used")
+        d["lr"] = Decision(d["lr"].value, lr_why)
+    lr_warnings = lr_finder_warnings(meas.lr_finder if lr_find is not None else None,
+                                     meas.lr_finder_failed if lr_find is None else None)
     return Config(**{k: v.value for k, v in d.items()}, reasons={k: v.reason for k, v in d.items()},
-                  measurements=meas, warnings=warnings_for(profile, similarity, far, threshold=threshold))
+                  measurements=meas,
+                  warnings=warnings_for(profile, similarity, far, threshold=threshold) + lr_warnings)
 
 
 def _profile_decision(name: str) -> Decision:

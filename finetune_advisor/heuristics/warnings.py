@@ -15,6 +15,7 @@ from ._common import (CORRUPT_FRACTION, IMBALANCE_CV, IMBALANCE_RATIO, _counts, 
 
 if TYPE_CHECKING:
     from ..data import DatasetProfile
+    from ..measurements import LRFinderResult
 
 def warnings_for(profile: "DatasetProfile", similarity: float | None = None, far: bool | None = None, *,
                  threshold: float = SIMILARITY_THRESHOLD) -> tuple[str, ...]:
@@ -32,8 +33,10 @@ def warnings_for(profile: "DatasetProfile", similarity: float | None = None, far
         out.append(f"only {profile.n_classes} class: a classifier needs at least 2")
     if counts:
         out += _imbalance_warning(profile, counts)
+        out += _many_tiny_classes_warning(profile, counts)
         out += _small_class_warnings(profile, counts)
     out += _corrupt_warning(profile)
+    out += _tiny_image_warning(profile)
     out += _far_warning(profile, similarity, far, threshold)
     return tuple(out)
 
@@ -78,6 +81,43 @@ def _corrupt_warning(profile: "DatasetProfile") -> list[str]:
     return []
 
 
+# Degenerate data: images this small (mean side, px) carry next to nothing to classify; this many
+# classes with this few images each are few-shot data, where the advice (and the accuracy) is weak.
+TINY_IMAGE_SIDE = 8
+FEW_SHOT_MEDIAN = 3          # images per class, at most
+FEW_SHOT_CLASSES = 20        # classes, at least
+
+
+def _tiny_image_warning(profile: "DatasetProfile") -> list[str]:
+    """
+    >>> print(_tiny_image_warning(make_profile({"a": 5, "b": 5}, mean_size=(1, 1)))[0])
+    images are tiny: mean 1x1 px (smallest 1x1), below 8 px a side: ...
+    >>> _tiny_image_warning(make_profile({"a": 5, "b": 5}, mean_size=(32, 32)))
+    []
+    """
+    res = profile.resolution or {}
+    mean_w, mean_h = res.get("mean_w", math.nan), res.get("mean_h", math.nan)
+    if not (min(mean_w, mean_h) < TINY_IMAGE_SIDE):       # NaN (no header read) compares False
+        return []
+    return [f"images are tiny: mean {mean_w:.0f}x{mean_h:.0f} px (smallest {res.get('min_w', math.nan):.0f}x"
+            f"{res.get('min_h', math.nan):.0f}), below {TINY_IMAGE_SIDE} px a side: upscaling them to the network's "
+            f"input invents no detail, so expect little to learn; check that these are the intended images (not "
+            f"icons, thumbnails or placeholders)"]
+
+
+def _many_tiny_classes_warning(profile: "DatasetProfile", counts: list[int]) -> list[str]:
+    """
+    >>> print(_many_tiny_classes_warning(make_profile(dict.fromkeys(map(str, range(300)), 2)), [2] * 300)[0])
+    300 classes with a median of 2 images each: few-shot data, about one image per class to train on ...
+    """
+    median = statistics.median(counts)
+    if profile.n_classes < FEW_SHOT_CLASSES or median > FEW_SHOT_MEDIAN:
+        return []
+    return [f"{profile.n_classes} classes with a median of {_fmt(median)} images each: few-shot data, about one image "
+            f"per class to train on and one to validate, so accuracy stays near chance (1/{profile.n_classes}) and "
+            f"the measurements behind this advice are noisy; merge classes or collect more images per class"]
+
+
 def _far_warning(profile: "DatasetProfile", similarity: float | None, far: bool | None,
                  threshold: float) -> list[str]:
     far = resolve_far(similarity, far, threshold)
@@ -91,4 +131,45 @@ def _far_warning(profile: "DatasetProfile", similarity: float | None, far: bool 
                 f"fine-tuning many layers may overfit, so try to find more data")
     return [msg]
 
+
+# An LR finder pick this close to either end of its sweep, or this far from fastai's valley on
+# the same curve, is reported: the descent was not inside the sweep, or the curve had none.
+LR_EDGE_POINTS = 3            # at least this many points at each end...
+LR_EDGE_FRACTION = 0.03       # ...or this fraction of the sweep, whichever is more
+LR_VALLEY_DECADES = 1.5
+
+
+def lr_finder_warnings(lr_finder: "LRFinderResult | None", failed: str | None = None) -> tuple[str, ...]:
+    """Warnings about the LR finder's pick: at an end of the sweep, or far from fastai's valley;
+    or, with ``failed``, that the range test failed and the default rate was used.
+
+    >>> from finetune_advisor.measurements import LRFinderResult
+    >>> lr_finder_warnings(LRFinderResult(lr=2e-3, index=120, n_steps=200, fastai_valley=1e-3))
+    ()
+    >>> print(lr_finder_warnings(LRFinderResult(lr=1.4e-7, index=0, n_steps=200, fastai_valley=7.6e-3))[0])
+    LR finder pick 1.4e-07 is at the start of its sweep (point 1 of 200): ...
+    """
+    from ..study import DEFAULT_LR
+
+    if lr_finder is None or lr_finder.lr is None:
+        if failed:
+            return (f"{failed}; the learning rate is the study's default {DEFAULT_LR:g}, not a measured one: "
+                    f"check the data, or set lr yourself",)
+        return ()
+    lr, n, i = float(lr_finder.lr), int(lr_finder.n_steps or 0), int(lr_finder.index)
+    valley = lr_finder.fastai_valley
+    decades = abs(math.log10(lr / valley)) if valley and valley > 0 and lr > 0 else None
+    check = "look at the LR plot (--plot, or the report) and consider setting lr by hand"
+    edge = max(LR_EDGE_POINTS, math.ceil(LR_EDGE_FRACTION * n))
+    if n > 0 and 0 <= i < n and (i < edge or i >= n - edge):
+        where, why = (("start", "the loss was already falling where the sweep began, or never fell") if i < edge
+                      else ("end", "the loss was still falling where the sweep stopped or diverged"))
+        away = f"; fastai's valley on the same curve is {valley:.1e}, {decades:.1f} decades away" if decades else ""
+        return (f"LR finder pick {lr:.1e} is at the {where} of its sweep (point {i + 1} of {n}): {why}, so the "
+                f"pick is unreliable{away}; {check}",)
+    out = []
+    if decades is not None and decades > LR_VALLEY_DECADES:
+        out.append(f"LR finder pick {lr:.1e} is {decades:.1f} decades from fastai's valley {valley:.1e} on the "
+                   f"same curve (more than {LR_VALLEY_DECADES:g}): the curve has no clear descent; {check}")
+    return tuple(out)
 

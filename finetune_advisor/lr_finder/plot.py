@@ -8,7 +8,7 @@ import numpy as np
 from .._plotting import new_figure
 from ..measurements import LRFinderResult
 
-__all__ = ["plot_lr_finder"]
+__all__ = ["plot_lr_finder", "loss_ylim"]
 
 
 def plot_lr_finder(result: LRFinderResult, ax: Any = None, divided_lr: float | None = None) -> Any:
@@ -45,9 +45,40 @@ def plot_lr_finder(result: LRFinderResult, ax: Any = None, divided_lr: float | N
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
-    finite = np.concatenate([raw[np.isfinite(raw)], smooth])
-    if finite.size:  # keep the divergent tail from squashing the interesting part
-        lo, hi = float(finite.min()), float(np.percentile(finite, 95))
-        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.1 * (hi - lo))
-    ax.legend(fontsize="small")
+    limits = loss_ylim(raw, smooth)
+    if limits is not None:  # keep the divergent tail from squashing the interesting part
+        ax.set_ylim(*limits)
+        top = float(np.nanmax(np.where(np.isfinite(raw), raw, np.nan))) if np.isfinite(raw).any() else None
+        if top is not None and top > limits[1]:
+            ax.annotate(f"clipped: the loss reaches {top:.3g}", xy=(0.99, 0.98), xycoords="axes fraction",
+                        ha="right", va="top", fontsize="small", color="0.4")
+    ax.legend(fontsize="small", loc="lower left")
     return ax
+
+
+def loss_ylim(raw: Any, smooth: Any, *, head: float = 0.15) -> tuple[float, float] | None:
+    """The useful y range of a range test's curve, as fastai's own plot keeps it: from a little
+    below the lowest loss to a little (``head`` of the span) above the starting loss, so a
+    divergent tail (a loss of 3,500 after a start near 2) cannot flatten the descent.
+
+    The starting loss is the median of the first few finite raw losses (one noisy first batch
+    does not set it); None when nothing is finite.
+
+    >>> raw = [2.0, 2.1, 1.9, 1.5, 0.9, 0.6, 0.8, 5.0, 80.0, 3500.0]
+    >>> lo, hi = loss_ylim(raw, [2.0, 2.0, 1.9, 1.5, 1.0, 0.7, 0.8])
+    >>> round(lo, 2), round(hi, 2)
+    (0.53, 2.21)
+    """
+    raw = np.asarray(raw, dtype=float)
+    smooth = np.asarray(smooth, dtype=float)
+    finite_raw = raw[np.isfinite(raw)]
+    values = np.concatenate([finite_raw, smooth[np.isfinite(smooth)]])
+    if not values.size:
+        return None
+    first = finite_raw[:max(3, finite_raw.size // 20)] if finite_raw.size else values[:1]
+    start = float(np.median(first))
+    lowest = float(values.min())
+    if smooth.size and np.isfinite(smooth).any():   # the curve's own top before divergence, if above the start
+        start = max(start, float(np.nanmax(smooth[: max(1, smooth.size // 10)])))
+    span = max(start - lowest, 0.05 * abs(start), 1e-8)
+    return lowest - 0.05 * span, start + head * span

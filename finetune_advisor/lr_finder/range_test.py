@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from .._progress import fastai_ticker
 from ..exceptions import LRFinderError
 from ..measurements import LRFinderResult
 from .suggest import NoDescentError, suggest_lr
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 __all__ = ["find_lr", "LOSS_KINDS"]
 
 LOSS_KINDS = ("train", "valid")
+HINT_NO_VALID = "give the DataLoaders a validation split, or use loss='train'"
 
 
 def find_lr(learn: "Learner", *,
@@ -34,7 +36,8 @@ def find_lr(learn: "Learner", *,
             bn_warmup: int = 30,
             seed: int | None = None,
             stop_div: bool = True,
-            suggest_kwargs: Mapping[str, Any] | None = None) -> LRFinderResult:
+            suggest_kwargs: Mapping[str, Any] | None = None,
+            progress: bool = False) -> LRFinderResult:
     """Run the LR range test on ``learn`` as it is now (freeze it first: the study ran the
     test on the frozen network) and suggest a learning rate with :func:`suggest_lr`.
 
@@ -82,6 +85,9 @@ def find_lr(learn: "Learner", *,
         Stop when the loss diverges (fastai's rule).
     suggest_kwargs : mapping, optional
         Passed to :func:`suggest_lr` (``filter``, ``cutoff``, ...).
+    progress : bool, default=False
+        Show the steps done on stderr (a line redrawn on a terminal, else a line every few
+        seconds), also under ``learn.no_bar()``.
 
     Returns
     -------
@@ -123,14 +129,15 @@ def find_lr(learn: "Learner", *,
             rng.seed(seed)
     rec = recorder.RawLossRecorder(valid)
     snapshot = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
-    learn.add_cb(rec)
+    cbs = [rec] + ([fastai_ticker("LR range test", epochs=False, total=num_it)] if progress else [])
+    learn.add_cbs(cbs)
     try:
         if loss == "valid":
             _warm_up_batchnorm(learn, bn_warmup)
         suggestions = learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div,
                                     show_plot=False, suggest_funcs=recorder.fastai_suggest_funcs())
     finally:
-        learn.remove_cb(rec)
+        learn.remove_cbs(cbs)
         _restore_if_changed(learn.model, snapshot, expected=loss == "valid" and bn_warmup > 0)
         for rng, state in rngs:
             rng.setstate(state)
@@ -210,7 +217,7 @@ def _fixed_valid_batches(learn: "Learner", k: int) -> list:
                 break
     if not batches:
         raise LRFinderError("loss='valid' needs validation batches, but the learner has none",
-                            hint="give the DataLoaders a validation split, or use loss='train'")
+                            hint=HINT_NO_VALID)
     return batches
 
 

@@ -11,6 +11,7 @@ numpy, tested on synthetic curves.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,6 +22,11 @@ from ..exceptions import LRFinderError
 __all__ = ["Suggestion", "suggest_lr", "NoDescentError", "FILTERS"]
 
 FILTERS = ("butter", "savgol")
+# The hints name find_lr's arguments; advise (and the CLI) maps them to its own (recommend.py).
+HINT_MORE_POINTS = "raise num_it"
+HINT_DIVERGED = "lower end_lr, raise num_it, or check the data and loss function"
+HINT_LOWER_START = "start the sweep at a lower start_lr"
+HINT_NO_DESCENT = "start the sweep at a lower start_lr or raise end_lr; check that the model can learn"
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +157,7 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], *,
         raise LRFinderError(
             f"only {n} usable points in the LR range test (need at least {min_points}); the loss "
             f"diverged at lr={10 ** x[n]:.2e}",
-            hint="lower end_lr, raise num_it, or check the data and loss function")
+            hint=HINT_DIVERGED)
     x, y = x[:n], y[:n]
     smoothed = _smooth(x, y, filter=filter, order=order, cutoff=cutoff)
     slope = np.gradient(smoothed, x)
@@ -161,7 +167,7 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], *,
     if slope[index] >= 0:
         raise NoDescentError(f"the smoothed loss never decreases between lr={10 ** x[start]:.2e} and "
                               f"lr={10 ** x[stop]:.2e}; no learning rate can be suggested",
-                              hint="start the sweep at a lower start_lr")
+                              hint=HINT_LOWER_START)
     lr = float(np.asarray(lrs, dtype=float).ravel()[index])  # the input value, not 10**log10
     if refine and start < index < stop and index + 1 < len(slope):
         s0, s1, s2 = slope[index - 1:index + 2]
@@ -180,7 +186,7 @@ def _check_curve(lrs: Sequence[float], losses: Sequence[float], min_points: int)
         raise LRFinderError(f"lrs and losses differ in length ({lr.size} vs {y.size})")
     if lr.size < min_points:
         raise LRFinderError(f"the LR range test has {lr.size} points; at least {min_points} are needed",
-                            hint="raise num_it")
+                            hint=HINT_MORE_POINTS)
     if not (np.all(np.isfinite(lr)) and np.all(lr > 0) and np.all(np.diff(lr) > 0)):
         raise LRFinderError("lrs must be positive, finite and strictly increasing (an exponential sweep)")
     if not np.isfinite(y[0]):
@@ -241,10 +247,22 @@ def _check_descends(smoothed: np.ndarray, x: np.ndarray, min_drop: float) -> int
     if stop == 0 or drop < min_drop:
         raise NoDescentError(
             f"the smoothed loss never decreases meaningfully between lr={10 ** x[0]:.2e} and "
-            f"lr={10 ** x[-1]:.2e} (largest drop {100 * drop:.1f}% < {100 * min_drop:.0f}%); "
+            f"lr={10 ** x[-1]:.2e} (largest drop {_percent_below(drop, min_drop)} < {100 * min_drop:g}%); "
             "no learning rate can be suggested",
-            hint="start the sweep at a lower start_lr or raise end_lr; check that the model can learn")
+            hint=HINT_NO_DESCENT)
     return stop
+
+
+def _percent_below(value: float, limit: float) -> str:
+    """``value`` (< ``limit``) as a percentage that reads as below it: 1.99% is "1.9%", not "2.0% < 2%".
+
+    >>> _percent_below(0.01996, 0.02), _percent_below(0.004, 0.02), _percent_below(0.0199999, 0.02)
+    ('1.9%', '0.4%', '1.9%')
+    """
+    shown = math.floor(1000 * max(value, 0.0)) / 10
+    while shown >= 100 * limit and shown > 0:     # float rounding at the boundary
+        shown = round(shown - 0.1, 1)
+    return f"{shown:.1f}%"
 
 
 def _search_start(skip_start: float, stop: int) -> int:

@@ -148,7 +148,9 @@ def _similarity_facts(sim: SimilarityResult, ci: tuple[float, float] | None) -> 
         facts["images embedded"] = (f"{int(sim.n_images_embedded):,} from {int(sim.n_classes_used or 0):,} classes"
                                     + (" (a random subset of the classes)" if sim.class_subsampled else "")
                                     + (f"; {int(sim.n_failed)} failed to decode" if sim.n_failed else ""))
-    if sim.reference_source:
+    if sim.reference:
+        facts["reference"] = str(sim.reference)
+    elif sim.reference_source:
         facts["reference"] = str(sim.reference_source)
     return facts
 

@@ -61,7 +61,7 @@ from ..exceptions import DatasetError, SimilarityReferenceError
 from ..measurements import SimilarityResult
 from ..study import SIMILARITY_THRESHOLD
 from .embed import embed_images
-from .reference import Reference
+from .reference import Reference, describe_reference
 from .transport import cosine_matrix, emd_cost, emd_floor, emd_similarity, normalise_rows
 
 __all__ = ["DEFAULT_MAX_IMAGES", "DEFAULT_BOOTSTRAP", "THRESHOLDS", "threshold_for", "dataset_similarity"]
@@ -97,18 +97,36 @@ def _class_members(dataset: Dataset) -> dict[str, list[int]]:
 def _draw(members: dict[str, list[int]], k: int, max_images: int, seed: int) -> tuple[dict[str, list[int]], bool]:
     """Class -> up to ``k`` of its items (ascending), and whether classes were subsampled.
 
-    When ``n_classes * k > max_images`` a seeded random ``max_images // k`` of the classes are
-    kept. The items are drawn by the package's one sampler over (class, item) pairs, so each
-    class gets a uniform draw of ``min(count, k)`` of its own items and a multi-label item
-    can serve each class it carries.
+    When the images to embed (``min(count, k)`` per class) exceed ``max_images``, a seeded
+    random subset of the classes is kept: as many as fit ``max_images`` (``max_images // k``
+    when every class has ``k``). The items are drawn by the
+    package's one sampler over (class, item) pairs, so each class gets a uniform draw of
+    ``min(count, k)`` of its own items and a multi-label item can serve each class it carries.
+
+    >>> few = {str(c): [2 * c, 2 * c + 1] for c in range(300)}     # 300 classes x 2 images
+    >>> drawn, subsampled = _draw(few, k=20, max_images=4000, seed=0)
+    >>> len(drawn), subsampled                                       # 600 images: all of them
+    (300, False)
+    >>> many = {str(c): list(range(30 * c, 30 * c + 30)) for c in range(300)}
+    >>> drawn, subsampled = _draw(many, k=20, max_images=4000, seed=0)
+    >>> len(drawn), sum(map(len, drawn.values())), subsampled
+    (200, 4000, True)
     """
     classes = list(members)
-    subsampled = len(classes) * k > max_images
+    per_class = [min(len(members[c]), k) for c in classes]
+    n_draw = sum(per_class)
+    subsampled = n_draw > max_images
     if subsampled:
-        n_keep = max(1, max_images // k)
-        log.info("%d classes x %d images exceeds max_images=%d: using %d random classes",
-                 len(classes), k, max_images, n_keep)
-        classes = [classes[i] for i in sample_indices(len(classes), n_keep, seed)]
+        n_keep = max(1, min(len(classes), int(max_images * len(classes) // n_draw)))
+        while True:           # classes of unequal size: fewer until the draw fits the cap
+            kept_classes = [classes[i] for i in sample_indices(len(classes), n_keep, seed)]
+            kept = sum(min(len(members[c]), k) for c in kept_classes)
+            if kept <= max_images or n_keep == 1:
+                break
+            n_keep -= 1
+        classes = kept_classes
+        log.info("%d classes, %d images at up to %d per class, exceed max_images=%d: using %d random classes "
+                 "(%d images)", len(per_class), n_draw, k, max_images, n_keep, kept)
     pairs = [(c, i) for c in classes for i in members[c]]
     sampled: dict[str, list[int]] = {c: [] for c in classes}
     for j in stratified_indices([(c,) for c, _ in pairs], max_per_class=k, seed=seed):
@@ -275,4 +293,5 @@ def dataset_similarity(dataset: Dataset, backbone: Backbone, reference: Referenc
         n_images_embedded=len(row_of), n_failed=len(failed_items), n_classes_used=len(used),
         short_classes=short, matches=matches, class_subsampled=bool(subsampled),
         bootstrap_rounds=int(bootstrap), bootstrap_bias=bias, reference_source=reference.source,
+        reference=describe_reference(reference),
         failed_paths=tuple(str(dataset.items[i].path) for i in sorted(failed_items)), emd_floor=float(floor))

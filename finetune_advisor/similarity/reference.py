@@ -2,6 +2,7 @@
 images-per-class): its format, written and read here, its names, and where it is cached or shipped."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from ..exceptions import SimilarityReferenceError
 from .embed import DEFAULT_IMAGE_SIZE
 
 __all__ = ["DEFAULT_IMAGES_PER_CLASS", "CACHE_ENV", "REBUILD_HINT", "Reference", "reference_filename",
-           "reference_cache_dir", "reference_cache_path", "shipped_reference_path"]
+           "reference_cache_dir", "reference_cache_path", "shipped_reference_path", "describe_reference"]
 
 DEFAULT_IMAGES_PER_CLASS = 20
 CACHE_ENV = "FINETUNE_ADVISOR_CACHE"          # root of the cache; references live in <root>/references
@@ -141,14 +142,25 @@ class Reference:
 
 
 def reference_filename(backbone_key: str, image_size: int = DEFAULT_IMAGE_SIZE,
-                       images_per_class: int = DEFAULT_IMAGES_PER_CLASS) -> str:
+                       images_per_class: int = DEFAULT_IMAGES_PER_CLASS, source: str | os.PathLike | None = None) -> str:
     """Cache/resource file name of a reference.
+
+    ``source`` (the folder or archive a ``--reference`` reference is built from) gives it a
+    name of its own, so it never takes the place of the default reference for that backbone.
 
     >>> reference_filename("efficientnet_lite0")
     'reference_efficientnet_lite0_128px_k20.npz'
+    >>> reference_filename("resnet34", 64, 5, source="/data/my-tiny").startswith("reference_resnet34_64px_k5_from-my-tiny-")
+    True
     """
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", backbone_key)
-    return f"reference_{safe}_{int(image_size)}px_k{int(images_per_class)}.npz"
+    name = f"reference_{safe}_{int(image_size)}px_k{int(images_per_class)}"
+    if source is not None:
+        where = os.path.abspath(os.path.expanduser(os.fspath(source)))
+        digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(where.rstrip(os.sep)) or "root")[:40]
+        name += f"_from-{label}-{digest}"
+    return name + ".npz"
 
 
 def reference_cache_dir() -> Path:
@@ -163,14 +175,36 @@ def reference_cache_dir() -> Path:
 
 
 def reference_cache_path(backbone: Backbone | str, image_size: int = DEFAULT_IMAGE_SIZE,
-                         images_per_class: int = DEFAULT_IMAGES_PER_CLASS) -> Path:
+                         images_per_class: int = DEFAULT_IMAGES_PER_CLASS,
+                         source: str | os.PathLike | None = None) -> Path:
     """Where :func:`get_reference` caches the reference for ``backbone`` (a Backbone or its key).
+
+    Without ``source``: the default reference (the official archive's, or ``reference build``'s);
+    with it, the one built from that folder or archive (``--reference FOLDER``).
 
     >>> reference_cache_path("resnet34").name
     'reference_resnet34_128px_k20.npz'
     """
     key = backbone if isinstance(backbone, str) else backbone.key
-    return reference_cache_dir() / reference_filename(key, image_size, images_per_class)
+    return reference_cache_dir() / reference_filename(key, image_size, images_per_class, source)
+
+
+def describe_reference(ref: Reference) -> str:
+    """One line naming a reference: shipped, or the file it was loaded from and what it was built from.
+
+    >>> import numpy as np
+    >>> r = Reference("rn", 64, 5, ("a",), ("",), np.zeros((1, 2)), np.ones(1), source="/data/tiny/train")
+    >>> describe_reference(r)
+    'built from /data/tiny/train (rn, 1 classes, 64 px, 5 images/class; not saved)'
+    """
+    what = f"{ref.backbone_key}, {ref.n_classes} classes, {ref.image_size} px, {ref.images_per_class} images/class"
+    shipped = shipped_reference_path(ref.backbone_key, ref.image_size, ref.images_per_class)
+    if ref.path is not None and shipped is not None and Path(ref.path).resolve() == shipped.resolve():
+        return f"shipped with finetune-advisor ({shipped.name}: Tiny-ImageNet, {what})"
+    built = f"built from {ref.source}" if ref.source else "source not recorded"
+    if ref.path is None:
+        return f"{built} ({what}; not saved)"
+    return f"{ref.path} ({built}; {what})"
 
 
 def shipped_reference_path(backbone_key: str, image_size: int = DEFAULT_IMAGE_SIZE,

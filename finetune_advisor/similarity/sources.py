@@ -179,8 +179,10 @@ def get_reference(backbone: Backbone, *, path: str | os.PathLike | None = None,
 
     1. ``path`` is a reference ``.npz``: load it (its own image size and k apply).
     2. ``path`` is a dataset folder: build from it (``image_size``, ``images_per_class``) and
-       cache it per backbone key; a cached reference built from the same folder is reused.
-    3. The cache (:func:`reference_cache_dir`) has one for this key, size and k: load it.
+       cache it under a name keyed by the folder, backbone key, size and k (a later call with
+       the same folder reuses it; calls without ``path`` never see it).
+    3. The cache (:func:`reference_cache_dir`) has the default one for this key, size and k
+       (the official archive's, or ``finetune-advisor reference build``'s): load it.
     4. The package ships one (only ``efficientnet_lite0`` at 128 px, k=20): load it.
     5. Download the official Tiny-ImageNet archive into the cache, build, cache. Skipped when
        ``download=False`` or ``$FINETUNE_ADVISOR_OFFLINE`` is set.
@@ -215,20 +217,23 @@ def get_reference(backbone: Backbone, *, path: str | os.PathLike | None = None,
         if not p.is_dir():
             raise SimilarityReferenceError("reference path not found", path=p,
                                            hint="give a reference .npz or a Tiny-ImageNet folder")
-        if cached.is_file():
+        # Cached under a name of its own (the folder's), never in the default reference's place.
+        own = reference_cache_path(backbone, image_size, images_per_class, source=p.resolve())
+        if own.is_file():
             try:
-                ref = Reference.load(cached)
+                ref = Reference.load(own)
                 if ref.backbone_key == backbone.key and ref.source in (str(p.resolve()), str((p / "train").resolve())):
-                    log.info("using cached reference %s (built from %s)", cached, ref.source)
+                    log.info("using cached reference %s (built from %s)", own, ref.source)
                     return ref
             except SimilarityReferenceError as exc:
                 log.warning("ignoring unreadable cached reference: %s", exc)
         ref = build_reference(p, backbone, image_size=image_size, images_per_class=images_per_class, progress=progress)
-        _save_to_cache(ref, cached)
+        _save_to_cache(ref, own)
         return ref
     if cached.is_file():
         ref = Reference.load(cached)
         ref.check_backbone(backbone)
+        log.info("using cached reference %s (built from %s)", cached, ref.source or "?")
         return ref
     shipped = shipped_reference_path(backbone.key, image_size, images_per_class)
     if shipped is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -12,7 +12,9 @@ from ..data import Item
 from ..exceptions import DatasetError
 from ..learner import label_priors
 
-__all__ = ["majority_baseline", "macro_roc_auc"]
+__all__ = ["majority_baseline", "macro_roc_auc", "beats_baseline", "MULTI_LABEL_MARGIN"]
+
+MULTI_LABEL_MARGIN = 1e-3   # relative: a multi-label loss must be this much below the prior predictor's
 
 
 def macro_roc_auc(probs, targets) -> float:
@@ -79,3 +81,33 @@ def majority_baseline(train_items: Sequence[Item], valid_items: Sequence[Item], 
     prior = dict(zip(classes, label_priors(train_items, classes, multi_label=False)))
     loss = -sum(math.log(prior.get(it.labels[0], 1e-3)) for it in valid_items) / len(valid_items)
     return {"metric": "accuracy", "value": float(value), "prediction": majority, "log_loss": float(loss)}
+
+
+def beats_baseline(final_metrics: Mapping[str, Any], baseline: Mapping[str, Any], n_valid: int) -> bool:
+    """Whether a model's validation scores beat ``baseline`` (:func:`majority_baseline`) by a margin.
+
+    Single-label (``accuracy``): both accuracies are turned into counts of correct images out
+    of ``n_valid`` (rounded, in float64), and the model must get at least one more right, so
+    a float32 accuracy that equals the baseline up to rounding is a tie, not a win. Without
+    ``n_valid`` the margin is 1e-6. Multi-label (``accuracy_multi``): ``valid_loss`` must be
+    below ``baseline["log_loss"]`` by :data:`MULTI_LABEL_MARGIN` of it. A non-finite score never
+    beats anything.
+
+    >>> import numpy as np
+    >>> beats_baseline({"accuracy": np.float32(0.3)}, {"metric": "accuracy", "value": 0.3}, 10)
+    False
+    >>> beats_baseline({"accuracy": 0.4}, {"metric": "accuracy", "value": 0.3}, 10)
+    True
+    >>> base = {"metric": "accuracy_multi", "value": 0.9, "log_loss": 0.5}
+    >>> beats_baseline({"valid_loss": 0.4999}, base, 10), beats_baseline({"valid_loss": 0.49}, base, 10)
+    (False, True)
+    """
+    if baseline["metric"] == "accuracy_multi":
+        loss, prior = float(final_metrics["valid_loss"]), float(baseline["log_loss"])
+        return bool(math.isfinite(loss) and math.isfinite(prior) and loss < prior - MULTI_LABEL_MARGIN * abs(prior))
+    score, base = float(final_metrics[baseline["metric"]]), float(baseline["value"])
+    if not (math.isfinite(score) and math.isfinite(base)):
+        return False
+    if n_valid and n_valid > 0:
+        return round(score * n_valid) >= round(base * n_valid) + 1
+    return score > base + 1e-6

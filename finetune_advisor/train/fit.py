@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
-from .._progress import progress_to_stderr
+from .._progress import fastai_ticker, is_terminal, progress_to_stderr
 from ..backbones import Backbone, create_backbone
 from ..config import Config
 from ..data import Dataset, read_dataset
@@ -113,15 +113,20 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
     baseline = majority_baseline(train_items, valid_items, multi_label=multi, classes=list(dls.vocab))
 
     rows: list[dict[str, Any]] = []
+    # Off a terminal (a log file, CI) fastai's bars would redraw into the file once per batch:
+    # a line every few seconds and one per epoch instead.
+    lines = progress and not is_terminal()
+    ticker = (lambda phase: [fastai_ticker(f"training ({phase})")]) if lines else (lambda phase: [])
     with contextlib.ExitStack() as quiet:
-        if progress:
+        if progress and not lines:
             quiet.enter_context(progress_to_stderr())
         else:
             quiet.enter_context(learn.no_bar())
             quiet.enter_context(learn.no_logging())
         if config.head_epochs > 0:
             learn.fit_one_cycle(config.head_epochs, config.lr,
-                                cbs=[HistoryCallback(rows, FROZEN, 0, _group_lrs(config.lr, N_GROUPS))])
+                                cbs=[HistoryCallback(rows, FROZEN, 0, _group_lrs(config.lr, N_GROUPS)),
+                                     *ticker("head")])
         if config.fine_tune != "none" and config.unfrozen_epochs > 0:
             if config.fine_tune == "last":
                 learn.freeze_to(-2)
@@ -129,7 +134,8 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
                 learn.unfreeze()
             lrs = slice(config.lr_finetune / config.lr_divisor, config.lr_finetune)
             learn.fit_one_cycle(config.unfrozen_epochs, lrs,
-                                cbs=[HistoryCallback(rows, UNFROZEN, len(rows), _group_lrs(lrs, N_GROUPS))])
+                                cbs=[HistoryCallback(rows, UNFROZEN, len(rows), _group_lrs(lrs, N_GROUPS)),
+                                     *ticker("unfrozen")])
 
     history, final = _history_and_final(rows, learn)
     if multi:

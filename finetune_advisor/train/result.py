@@ -71,17 +71,19 @@ class TrainResult:
 
     @property
     def beats_baseline(self) -> bool:
-        """Whether the model beats the majority-class baseline on the validation set.
+        """Whether the model beats the majority-class baseline on the validation set, by a
+        margin (:func:`~finetune_advisor.train.baseline.beats_baseline`): a tie is not a win.
 
-        Single-label: accuracy above the majority class's. Multi-label: validation loss
-        (mean binary cross-entropy) below the prior predictor's ``baseline["log_loss"]``,
-        a proper scoring rule. ``accuracy_multi`` at a 0.5 threshold is not used: with rare
-        labels the all-negative answer wins it unless a label's probability crosses 0.5
-        (xray-nih: 14 of 15 labels below 25%); it is reported beside ``roc_auc_macro``.
+        Single-label: at least one more validation image right than the majority class gets
+        (both accuracies compared as counts of ``n_valid``, so float32 0.30000001 against
+        float64 0.3 is a tie). Multi-label: validation loss (mean binary cross-entropy) below
+        the prior predictor's ``baseline["log_loss"]`` by a relative 1e-3, a proper scoring
+        rule. ``accuracy_multi`` at a 0.5 threshold is not used: with rare labels the
+        all-negative answer wins it unless a label's probability crosses 0.5 (xray-nih: 14 of
+        15 labels below 25%); it is reported beside ``roc_auc_macro``.
         """
-        if self.main_metric == "accuracy_multi":
-            return float(self.final_metrics["valid_loss"]) < float(self.baseline["log_loss"])
-        return float(self.final_metrics[self.main_metric]) > float(self.baseline["value"])
+        from .baseline import beats_baseline
+        return beats_baseline(self.final_metrics, self.baseline, self.n_valid)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (history as a list of records; no Learner, no DataFrame):

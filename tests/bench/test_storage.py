@@ -61,3 +61,121 @@ def test_two_workers_sqlite_never_run_the_same_trial(tmp_path, helper):
 
 def test_two_workers_postgresql_never_run_the_same_trial(tmp_path, helper, postgres_url):
     _two_workers(tmp_path, postgres_url, helper)
+
+
+# --- the advertised postgresql:// URL, timeouts, Ctrl-C ------------------------------------------
+
+def test_postgresql_url_as_help_advertises_it_works(tmp_path, helper, postgres_url, capsys):
+    from finetune_advisor.bench.storage import normalise_storage_url
+    from finetune_advisor.cli import main
+    plain = postgres_url.replace("postgresql+psycopg2://", "postgresql://", 1)   # the form --help shows
+    assert normalise_storage_url(plain).startswith(("postgresql+psycopg2://", "postgresql://"))
+    study = open_study("t", plain, heartbeat_interval=1, grace_period=2)
+    prepare_study(study, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={"weight_decay": (0.01,)},
+                  advise_fn=helper.fake_advise)
+    assert bench.run_worker(study, run_trial_fn=helper.fake_train, progress=False) == study.user_attrs["n_grid"]
+    assert main(["bench", "status", "--study", "t", "--storage", plain]) == 0
+    assert "trials done" in capsys.readouterr().out
+
+
+def test_postgresql_url_gets_the_installed_driver(monkeypatch):
+    import importlib.util
+
+    from finetune_advisor.bench.storage import _engine_kwargs, normalise_storage_url
+    real = importlib.util.find_spec
+    have = {"psycopg": False, "psycopg2": True}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (object() if have[name] else None)
+                        if name in have else real(name, *a))
+    assert normalise_storage_url("postgresql://me@db/bench") == "postgresql+psycopg2://me@db/bench"
+    assert normalise_storage_url("postgresql+pg8000://me@db/b") == "postgresql+pg8000://me@db/b"  # as given
+    have["psycopg"] = True                         # psycopg 3 installed: SQLAlchemy's default works
+    assert normalise_storage_url("postgresql://me@db/bench") == "postgresql://me@db/bench"
+    args = _engine_kwargs("postgresql+psycopg2://me@db/bench")["connect_args"]
+    assert args["connect_timeout"] > 0 and args["options"].startswith("-c statement_timeout=")
+
+
+def test_postgresql_without_a_driver_says_how_to_install_it(monkeypatch):
+    import pytest
+
+    from finetune_advisor.exceptions import ConfigError
+    monkeypatch.setitem(sys.modules, "psycopg2", None)     # importing it fails
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigError, match=r"driver is not installed.*finetune-advisor\[postgres\]"):
+        open_study("t", "postgresql+psycopg2://me:secret@127.0.0.1:1/bench")
+
+
+class _SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_a_server_that_never_answers_times_out_with_one_line(monkeypatch):
+    import pytest
+
+    from finetune_advisor.bench import storage
+    from finetune_advisor.exceptions import ConfigError
+    pytest.importorskip("psycopg2")
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT_S", 2)
+    server = _SilentServer()
+    try:
+        start = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            open_study("t", f"postgresql://me:secret@127.0.0.1:{server.port}/bench")
+        took = time.monotonic() - start
+    finally:
+        server.close()
+    msg = str(info.value)
+    assert took < 15, took                       # not minutes (Optuna may try more than once)
+    assert f"127.0.0.1:{server.port}" in msg and "secret" not in msg and "timeout" in msg.lower()
+    assert "\n" not in msg.split(" (hint")[0]
+
+
+def test_ctrl_c_while_the_server_never_answers_exits_130(tmp_path):
+    import os
+    import signal
+
+    import pytest
+    pytest.importorskip("psycopg2")
+    server = _SilentServer()
+    code = ("import sys; from finetune_advisor.bench import storage; storage.CONNECT_TIMEOUT_S = 3; "
+            "from finetune_advisor.cli import main; "
+            f"sys.exit(main(['bench', 'status', '--study', 't', '--storage', "
+            f"'postgresql://me@127.0.0.1:{server.port}/bench']))")
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while len(server.conns) == 0 and time.monotonic() < deadline:   # it is waiting on the server
+            time.sleep(0.05)
+        assert server.conns, "the command never connected"
+        start = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err[-500:])
+    assert took < 8, took

@@ -34,11 +34,12 @@ def test_known_steepest_point_is_found(monkeypatch):
         x = np.log10(lrs)
         rng = np.random.default_rng(seed)
         y = 1.0 - 0.8 * np.tanh((x + 3.0) / 0.4) + np.where(x > -1.5, (x + 1.5) ** 2 * 3, 0)
-        return y + 0.02 * rng.standard_normal(len(x))
+        y = y + 0.02 * rng.standard_normal(len(x))
+        return np.stack([y, y])
     monkeypatch.setattr(cached, "_sweep", fake_sweep)
     r = find_lr_cached(separable_cache(), SPEC, n_sweeps=5)
     assert abs(np.log10(r.lr) + 3.0) < 0.15
-    assert r.method == "cached" and r.n_sweeps == 5 and len(r.lrs) == 200
+    assert r.method == "cached" and r.n_sweeps == 5 and len(r.lrs) == 100
     assert r.fastai_valley is not None and r.lightning_steepest is not None
 
 
@@ -50,6 +51,16 @@ def test_real_sweep_descends_and_is_stable_across_seeds():
     r = find_lr_cached(cache, SPEC, seed=0, n_sweeps=3)
     assert r.loss_kind == "valid" and np.isfinite(r.losses_raw[0])
     assert find_lr_cached(cache, SPEC, seed=0, n_sweeps=3).lr == r.lr       # same seed, same pick
+
+
+def test_flat_validation_loss_falls_back_to_the_training_loss(monkeypatch):
+    def flat_valid(cache, spec, lrs, loss, seed):
+        x = np.log10(lrs)
+        train = 1.0 - 0.8 * np.tanh((x + 3.0) / 0.4) + np.where(x > -1.5, (x + 1.5) ** 2 * 3, 0)
+        return np.stack([np.full(len(x), 0.7), train])
+    monkeypatch.setattr(cached, "_sweep", flat_valid)
+    r = find_lr_cached(separable_cache(), SPEC, n_sweeps=2)
+    assert r.loss_kind == "train" and abs(np.log10(r.lr) + 3.0) < 0.2
 
 
 def test_multi_label_and_training_loss():

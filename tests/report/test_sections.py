@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from finetune_advisor.config import Config
 from finetune_advisor.report import (MAX_GALLERY_CLASSES, THUMBS_PER_CLASS, build_report, render_html)
 from finetune_advisor.testing import make_folder_dataset
@@ -64,3 +66,15 @@ def test_unmeasured_many_class_recommendation(tmp_path, assert_self_contained):
     skipped = rep.section("profile").tables[0]
     assert skipped.rows[0][:2] == ["unreadable image", 1] and "broken.png" in skipped.rows[0][2]
     assert_self_contained(render_html(rep))
+
+
+def test_lr_pick_at_the_sweep_edge_is_in_the_report_warnings():
+    from finetune_advisor.heuristics import make_profile, recommend_config
+    from finetune_advisor.measurements import LRFinderResult, Measurements
+    from finetune_advisor.report.sections import warnings_section
+    prof = make_profile({"a": 40, "b": 5})
+    finder = LRFinderResult(lr=1.4e-7, index=0, n_steps=200, fastai_valley=7.6e-3, method="cached")
+    cfg = recommend_config(prof, lr_find=finder.lr, similarity=0.5, measurements=Measurements(lr_finder=finder))
+    section = warnings_section(prof, cfg, None, finder, None, run_given=False, run_beats_baseline=None)
+    assert any("at the start of its sweep" in w for w in section.lists["Warnings"])
+    assert cfg.lr == pytest.approx(1.4e-8)

@@ -21,8 +21,10 @@ def test_build_reference_and_bootstrap_resnet18(tmp_path, resnet18, monkeypatch,
     assert ref.class_ids == ("n00", "n01", "n02", "n03") and ref.class_names[:3] == ("zero, nought", "one", "")
     assert ref.class_means.shape == (4, 512) and ref.class_counts.tolist() == [5, 5, 5, 5]
     assert (ref.image_size, ref.images_per_class, ref.backbone_key) == (32, 3, "resnet18-random")
-    cached = S.reference_cache_path(resnet18, 32, 3)
-    assert cached.is_file() and S.get_reference(resnet18, image_size=32, images_per_class=3).class_ids == ref.class_ids
+    cached = S.reference_cache_path(resnet18, 32, 3, source=refroot.resolve())  # keyed by its folder...
+    assert cached.is_file() and not S.reference_cache_path(resnet18, 32, 3).exists()  # ...not the default
+    again = S.get_reference(resnet18, path=refroot, image_size=32, images_per_class=3)
+    assert again.class_ids == ref.class_ids and again.path == cached
 
     data = tmp_path / "data"
     items = [Item(noisy(data / f"c{c}" / f"{i}.png", seed=1000 + 10 * c + i, size=20 + c, tint=(0, 80 * c, 0)),
@@ -71,3 +73,51 @@ def test_get_reference_prefers_cache_then_shipped(tmp_path, monkeypatch, rgb_bac
     assert (ref.backbone_key, ref.image_size, ref.images_per_class, ref.n_classes) == ("efficientnet_lite0", 128, 20, 200)
     assert ref.class_means.shape[1] == 1280 and shipped.stat().st_size < 1.5e6
     assert "goldfish" in ref.class_names[ref.class_ids.index("n01443537")]
+
+
+def test_reference_folder_is_cached_apart_from_the_default(tmp_path, monkeypatch, rgb_backbone, make_reference, solid):
+    """`recommend X --reference FOLDER` must not replace the default reference for later plain runs."""
+    import finetune_advisor.similarity.sources as sources
+    monkeypatch.setenv(S.CACHE_ENV, str(tmp_path / "cache"))
+    bb = rgb_backbone()
+    default = make_reference([[1, 0, 0]], [1], ids=["default"], size=128, k=20)
+    default.save(S.reference_cache_path(bb))
+    folder = tmp_path / "my-ref"
+    for c, color in enumerate([(200, 0, 0), (0, 200, 0)]):
+        for i in range(3):
+            solid(folder / f"k{c}" / f"{i}.png", color)
+    built = S.get_reference(bb, path=folder, progress=False)
+    assert built.class_ids == ("k0", "k1") and built.source == str(folder.resolve())
+    own = S.reference_cache_path(bb, source=folder.resolve())
+    assert own.is_file() and own != S.reference_cache_path(bb) and "_from-my-ref-" in own.name
+    plain = S.get_reference(bb, download=False)                  # a later plain run: still the default
+    assert plain.class_ids == ("default",)
+    assert S.describe_reference(plain).startswith(str(S.reference_cache_path(bb)))
+
+    monkeypatch.setattr(sources, "build_reference", lambda *a, **k: pytest.fail("rebuilt a cached reference"))
+    again = S.get_reference(bb, path=folder, progress=False)     # the same folder again: its own cache
+    assert again.class_ids == ("k0", "k1")
+    assert S.describe_reference(again) == (f"{own} (built from {folder.resolve()}; rgbmean, 2 classes, 128 px, "
+                                           f"20 images/class)")
+    # other sizes, k or backbones are other keys
+    assert len({S.reference_cache_path(bb, 128, 20, folder), S.reference_cache_path(bb, 64, 20, folder),
+                S.reference_cache_path(bb, 128, 5, folder), S.reference_cache_path("other", 128, 20, folder),
+                S.reference_cache_path(bb, 128, 20, tmp_path / "elsewhere" / "my-ref")}) == 5
+
+
+def test_reference_folder_without_a_default_leaves_none(tmp_path, monkeypatch, rgb_backbone, solid):
+    monkeypatch.setenv(S.CACHE_ENV, str(tmp_path / "cache"))
+    bb = rgb_backbone()
+    for c, color in enumerate([(200, 0, 0), (0, 200, 0)]):
+        solid(tmp_path / "ref" / f"k{c}" / "0.png", color)
+    S.get_reference(bb, path=tmp_path / "ref", progress=False)
+    with pytest.raises(SimilarityReferenceError, match="none cached"):
+        S.get_reference(bb, download=False)
+
+
+def test_shipped_reference_is_named_as_such():
+    shipped = S.shipped_reference_path("efficientnet_lite0")
+    if shipped is None:
+        pytest.skip("shipped reference not built")
+    text = S.describe_reference(S.Reference.load(shipped))
+    assert text.startswith("shipped with finetune-advisor (reference_efficientnet_lite0_128px_k20.npz")

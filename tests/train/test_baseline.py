@@ -33,3 +33,33 @@ def test_macro_roc_auc_skips_labels_without_both_outcomes():
     probs = np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.2]])
     assert macro_roc_auc(probs, np.array([[1, 0], [0, 0], [1, 0]])) == 1.0   # label 2: never present
     assert np.isnan(macro_roc_auc(probs, np.zeros((3, 2))))
+
+
+@pytest.mark.parametrize("acc, n_valid, expected", [
+    (np.float32(0.3), 10, False),            # float32 0.30000001 vs float64 0.3: a tie
+    (np.float32(0.3) + 1e-7, 10, False),
+    (0.4, 10, True),                          # one more image right
+    (0.3004, 1000, False), (0.301, 1000, True),
+    (float("nan"), 10, False),
+])
+def test_a_tie_does_not_beat_the_single_label_baseline(acc, n_valid, expected):
+    from finetune_advisor.train import beats_baseline
+    assert beats_baseline({"accuracy": acc}, {"metric": "accuracy", "value": 0.3}, n_valid) is expected
+
+
+@pytest.mark.parametrize("loss, expected", [(0.5, False), (np.float32(0.49999), False), (0.4996, False),
+                                            (0.4994, True), (float("nan"), False)])
+def test_a_tie_does_not_beat_the_multi_label_prior(loss, expected):
+    from finetune_advisor.train import beats_baseline
+    base = {"metric": "accuracy_multi", "value": 0.9, "log_loss": 0.5}
+    assert beats_baseline({"valid_loss": loss, "accuracy_multi": 0.95}, base, 12) is expected
+
+
+def test_train_result_reports_a_tie_as_not_beating():
+    from finetune_advisor.config import Config
+    from finetune_advisor.train import TrainResult
+    res = TrainResult(config=Config(), history=None, final_metrics={"accuracy": float(np.float32(0.3)),
+                                                                    "valid_loss": 0.7},
+                      baseline={"metric": "accuracy", "value": 0.3, "log_loss": 0.69}, wall_time_s=1.0,
+                      backbone="resnet18", n_train=20, n_valid=10)
+    assert res.beats_baseline is False and res.to_dict()["beats_baseline"] is False

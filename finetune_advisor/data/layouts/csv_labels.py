@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import stat
 from pathlib import Path
@@ -13,14 +14,18 @@ from ..model import Item
 from ..scan import Skips, oserror_reason
 from ..splits import split_role
 
-__all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "read_csv", "find_csvs", "pick_csv"]
+__all__ = ["IMAGE_COLUMNS", "LABEL_COLUMNS", "read_csv", "find_csvs", "pick_csv", "describe_label_sep"]
+
+log = logging.getLogger(__name__)
 
 # CSV column names recognised automatically (compared lower-case, in order of preference).
 IMAGE_COLUMNS = ("image", "image_id", "id", "file", "filename", "path", "image index",
                  "image_name", "file_name", "fname", "filepath")
 LABEL_COLUMNS = ("labels", "label", "tags", "target", "class", "finding labels",
                  "classes", "category", "y")
-_AUTO_LABEL_SEPS = ("|", ";", " ")  # tried in this order; the first that occurs wins
+# Tried in this order. "|" and ";" win as soon as they occur (class names rarely hold them);
+# a space separates labels only when the split is consistent across the file (_space_separates).
+_AUTO_LABEL_SEPS = ("|", ";", " ")
 
 
 def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: str | None,
@@ -31,7 +36,11 @@ def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: s
     img_i, lab_i = _csv_columns(header, image_col, label_col, csv_path)
     split_i = _split_column(header)
     cell = lambda row, i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
-    sep = _detect_label_sep(cell(r, lab_i) for r in rows) if label_sep is None else (label_sep or None)
+    if label_sep is None:
+        sep = _detect_label_sep([cell(r, lab_i) for r in rows], csv_path)
+        how = "detected"
+    else:
+        sep, how = label_sep or None, "given"
     index = _FileIndex(image_dirs)
     seen: dict[str, Item] = {}
     for row_no, row in enumerate(rows, start=2):  # row 1 is the header
@@ -60,7 +69,21 @@ def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: s
         if not _check_file(path, entry, skips, follow_symlinks):
             continue
         seen[path] = Item(Path(path), labels, split)
-    return list(seen.values()), sep
+    items = list(seen.values())
+    kind = "multi-label" if any(len(it.labels) > 1 for it in items) else "single-label"
+    log.info("labels CSV %s: %s (label separator %s, %s)", csv_path, kind, describe_label_sep(sep), how)
+    return items, sep
+
+
+def describe_label_sep(sep: str | None) -> str:
+    """How a label separator reads in a message.
+
+    >>> describe_label_sep("|"), describe_label_sep(" "), describe_label_sep(None)
+    ("'|'", 'space', 'none: each cell is one label')
+    """
+    if sep is None:
+        return "none: each cell is one label"
+    return "space" if sep == " " else repr(sep)
 
 
 def find_csvs(root: str) -> list[str]:
@@ -146,12 +169,50 @@ def _csv_columns(header: list[str], image_col: str | None, label_col: str | None
     return img, lab
 
 
-def _detect_label_sep(values: Iterable[str]) -> str | None:
-    values = [v.strip() for v in values]
-    for sep in _AUTO_LABEL_SEPS:
+def _detect_label_sep(values: list[str], csv_path: str = "") -> str | None:
+    """The label separator of a CSV's label cells: ``|`` or ``;`` when one occurs, else a space
+    when splitting on it is consistent (:func:`_space_separates`), else None (one label per cell).
+
+    >>> _detect_label_sep(["cat", "dog", "sea lion", "sea lion"]) is None
+    True
+    >>> _detect_label_sep(["cat", "dog cat", "bird dog", "dog"])
+    ' '
+    >>> _detect_label_sep(["No Finding", "Mass|Pleural Thickening"])
+    '|'
+    """
+    values = [v.strip() for v in values if v.strip()]
+    for sep in _AUTO_LABEL_SEPS[:-1]:
         if any(sep in v for v in values):
             return sep
-    return None
+    return " " if _space_separates(values, csv_path) else None
+
+
+def _space_separates(values: list[str], csv_path: str) -> bool:
+    """True when a space separates labels in these label cells, consistently across the file.
+
+    Splitting must explain the cells with fewer names than it creates (``cat dog``, ``bird dog``,
+    ``cat`` -> 3 labels for 3 cells is no gain; Planet's 17 tags for ~450 combinations is), and no
+    spaced cell may be a name of its own: one whose words never occur in any other cell (``sea
+    lion`` among ``cat`` and ``dog``). A file with both kinds is ambiguous: a DatasetError asks
+    for ``--label-sep``.
+    """
+    distinct = set(values)
+    spaced = sorted(v for v in distinct if " " in v)
+    if not spaced:
+        return False
+    cells_of: dict[str, set[str]] = {}
+    for v in distinct:
+        for word in v.split():
+            cells_of.setdefault(word, set()).add(v)
+    whole = [v for v in spaced if all(cells_of[w] == {v} for w in v.split())]    # "sea lion"
+    split = [v for v in spaced if all(len(cells_of[w]) > 1 for w in v.split())]  # "cat dog"
+    if whole and split:
+        raise DatasetError(
+            f"Labels in CSV '{csv_path}' are ambiguous: {whole[0]!r} looks like one class name with a space, "
+            f"but {split[0]!r} looks like two labels separated by a space", path=csv_path,
+            hint="pass --label-sep ' ' (label_sep=' ') for space-separated labels, or --label-sep '' "
+                 "(label_sep='') to keep every cell as one label")
+    return not whole and len(cells_of) < len(distinct)
 
 
 def _split_labels(raw: str, sep: str | None) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ import os
 import re
 from pathlib import Path
 
+from ...exceptions import InvalidOptionError
 from ..model import Item
 from ..scan import Skips, dir_id, list_dir
 
@@ -12,10 +13,12 @@ __all__ = ["PETS_REGEX", "NO_MATCH", "compile_regex", "read_filename"]
 
 PETS_REGEX = r"^(.+)_\d+$"  # Oxford-IIIT Pet: "american_bulldog_12" -> "american_bulldog"
 NO_MATCH = "name does not match filename_regex"  # the skip reason auto-detection weighs
+_REGEX_HINT = f"pass a --filename-regex (filename_regex=) with one group that captures the label, e.g. '{PETS_REGEX}'"
 
 
 def compile_regex(filename_regex: str | re.Pattern) -> re.Pattern:
-    """The compiled pattern; ValueError when it is invalid or captures no label.
+    """The compiled pattern; an InvalidOptionError (a ConfigError, and a ValueError) naming the
+    pattern when it is invalid or captures no label.
 
     >>> compile_regex(PETS_REGEX).search("american_bulldog_12").group(1)
     'american_bulldog'
@@ -23,10 +26,11 @@ def compile_regex(filename_regex: str | re.Pattern) -> re.Pattern:
     try:
         pattern = re.compile(filename_regex)
     except re.error as exc:
-        raise ValueError(f"filename_regex {filename_regex!r} is not a valid regular expression: {exc}") from None
+        raise InvalidOptionError(f"filename_regex {filename_regex!r} is not a valid regular expression: {exc}",
+                                 hint=_REGEX_HINT) from None
     if pattern.groups < 1:
-        raise ValueError(f"filename_regex {pattern.pattern!r} needs one group that captures the label, "
-                         f"e.g. {PETS_REGEX!r}")
+        raise InvalidOptionError(f"filename_regex {pattern.pattern!r} has no group to capture the label",
+                                 hint=_REGEX_HINT)
     return pattern
 
 

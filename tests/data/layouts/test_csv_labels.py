@@ -44,9 +44,58 @@ def test_csv_pipe_wins_over_spaces_in_names(tmp_path):
 
 def test_csv_empty_label_sep_keeps_names_with_spaces(tmp_path):
     root = make_csv_dataset(tmp_path / "d", labels=[["golden retriever"], ["pug"]], size=8)
-    assert read_dataset(root).multi_label  # auto-detection splits on the space...
-    ds = read_dataset(root, label_sep="")  # ...unless told not to split
-    assert not ds.multi_label and ds.classes == ("golden retriever", "pug")
+    assert not read_dataset(root).multi_label  # a space inside one name is not a separator...
+    ds = read_dataset(root, label_sep="")  # ...and "" says so explicitly
+    assert not ds.multi_label and ds.classes == ("golden retriever", "pug") and ds.label_sep is None
+    assert read_dataset(root, label_sep=" ").multi_label  # ...while " " forces the split
+
+
+@pytest.mark.parametrize("extra", [[], [["sea otter"], ["sea otter"]]])
+def test_csv_class_name_with_space_stays_single_label(tmp_path, caplog, extra):
+    labels = [["cat"], ["dog"], ["sea lion"], ["cat"], ["sea lion"], ["dog"]] + extra
+    root = make_csv_dataset(tmp_path / "d", labels=labels, size=8)
+    with caplog.at_level("INFO", logger="finetune_advisor.data.layouts.csv_labels"):
+        ds = read_dataset(root)
+    assert not ds.multi_label and ds.label_sep is None
+    assert "sea lion" in ds.classes and "sea" not in ds.classes and "lion" not in ds.classes
+    assert "single-label (label separator none: each cell is one label, detected)" in caplog.text
+
+
+def test_csv_space_separated_multi_label_still_detected(tmp_path, caplog):
+    tags = [["haze", "primary"], ["clear", "primary"], ["clear", "primary", "water"], ["cloudy"],
+            ["haze", "primary", "water"], ["clear", "road", "primary"], ["haze", "road"], ["clear", "water"]]
+    root = make_csv_dataset(tmp_path / "d", labels=tags, sep=" ", size=8)
+    with caplog.at_level("INFO", logger="finetune_advisor.data.layouts.csv_labels"):
+        ds = read_dataset(root)
+    assert ds.multi_label and ds.label_sep == " "
+    assert ds.classes == ("clear", "cloudy", "haze", "primary", "road", "water")
+    assert "multi-label (label separator space, detected)" in caplog.text
+
+
+def test_csv_space_in_name_and_space_separated_labels_is_ambiguous(tmp_path, read_error):
+    labels = [["cat"], ["dog"], ["bird"], ["cat", "dog"], ["dog", "bird"], ["cat", "bird"], ["sea lion"], ["sea lion"]]
+    root = make_csv_dataset(tmp_path / "d", labels=[[" ".join(x)] for x in labels], size=8)
+    msg = str(read_error(root))
+    assert "ambiguous" in msg and "'sea lion'" in msg and "--label-sep ' '" in msg and "--label-sep ''" in msg
+    assert read_dataset(root, label_sep="").classes == ("bird", "cat", "cat bird", "cat dog", "dog", "dog bird",
+                                                        "sea lion")
+
+
+def test_csv_separator_named_in_profile_text(tmp_path):
+    from finetune_advisor.cli.output import format_profile
+    from finetune_advisor.data import profile_dataset
+    one = make_csv_dataset(tmp_path / "a", labels=[["sea lion"], ["cat"], ["sea lion"], ["cat"]], size=8)
+    many = make_csv_dataset(tmp_path / "b", labels=[["Mass", "Nodule"], ["No Finding"], ["Mass"]], size=8)
+    assert "(csv, single-label, label separator none: each cell is one label)" in format_profile(
+        profile_dataset(read_dataset(one)))
+    prof = profile_dataset(read_dataset(many))
+    assert prof.label_sep == "|" and "(csv, multi-label, label separator '|')" in format_profile(prof)
+
+
+def test_label_sep_documented_in_help():
+    from finetune_advisor.cli.parser import build_parser
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices["recommend"].format_help().split())
+    assert "--label-sep SEP" in text and "sea lion" in text and "'' keeps each cell as one label" in text
 
 
 def test_csv_column_detection_extensions_and_whitespace(tmp_path, write_csv):

@@ -334,3 +334,44 @@ def test_recommend_config_quick_draw_like():
 def test_recommend_config_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile"):
         h.recommend_config(uniform(50), profile_name="gpu")
+
+
+# --- LR finder picks at the edge of the sweep -----------------------------------------
+def _with_finder(lr, index, n_steps=200, valley=None, **kw):
+    from finetune_advisor.measurements import LRFinderResult, Measurements
+    finder = LRFinderResult(lr=lr, index=index, n_steps=n_steps, fastai_valley=valley, method="cached")
+    return h.recommend_config(uniform(100, 3), lr_find=lr, measurements=Measurements(lr_finder=finder), **kw)
+
+
+@pytest.mark.parametrize("lr, index, valley, needles", [
+    (1.4e-7, 0, 7.6e-3, ["at the start of its sweep (point 1 of 200)", "valley on the same curve is 7.6e-03, 4.7 "
+                                                                      "decades away"]),
+    (1.1e-7, 5, None, ["at the start of its sweep (point 6 of 200)"]),
+    (8.0, 197, 5e-3, ["at the end of its sweep (point 198 of 200)", "3.2 decades away"]),
+    (2e-5, 100, 2e-3, ["2.0 decades from fastai's valley 2.0e-03 on the same curve (more than 1.5)"]),
+])
+def test_lr_pick_at_the_sweep_edge_or_far_from_the_valley_is_a_warning(lr, index, valley, needles):
+    cfg = _with_finder(lr, index, valley=valley)
+    lr_warnings = [w for w in cfg.warnings if w.startswith("LR finder pick")]
+    assert len(lr_warnings) == 1
+    for needle in needles:
+        assert any(needle in w for w in lr_warnings), (needle, lr_warnings)
+    assert Config.from_json(cfg.to_json()).warnings == cfg.warnings
+
+
+def test_lr_pick_inside_the_sweep_near_the_valley_has_no_warning():
+    cfg = _with_finder(2e-3, 120, valley=1e-3)
+    assert not [w for w in cfg.warnings if "LR finder" in w]
+    assert not [w for w in _with_finder(2e-3, 120, valley=None).warnings if "LR finder" in w]
+
+
+def test_lr_finder_fallback_says_what_it_did():
+    from finetune_advisor.measurements import Measurements
+    why = "LR range test on /data/x failed: the smoothed loss never decreases"
+    cfg = h.recommend_config(uniform(100, 3), measurements=Measurements(lr_finder_failed=why), similarity=0.8)
+    assert cfg.lr == h.DEFAULT_LR
+    assert cfg.reasons["lr"] == (f"study: Overture default 3e-03 (the LR range test failed ({why}), so it is "
+                                 f"used instead) as is because similarity 0.80 >= 0.72 (near ImageNet)")
+    assert any(w.startswith(why) and "the study's default 0.003, not a measured one" in w for w in cfg.warnings)
+    plain = h.recommend_config(uniform(100, 3), similarity=0.8)   # not run at all: no warning
+    assert "(no LR finder run)" in plain.reasons["lr"] and not plain.warnings
