@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import numpy as np
+
 from . import data, heuristics
 from .backbones import create_backbone
 from .calibration import Calibration, find_calibration
@@ -38,7 +40,8 @@ log = logging.getLogger(__name__)
 SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
 MIN_LR_STEPS = 8  # suggest_lr needs 8 points (the sweep records lr_steps + 1)
 LR_LOSSES = ("valid", "train")
-LR_FINDER_METHODS = ("cached", "full")     # the head on cached features, or the study's full-network test
+LR_FINDER_METHODS = ("cached", "full")
+TRANSFER_MAX_ROWS = 1000     # cached features LogME and the linear probe read     # the head on cached features, or the study's full-network test
 # The range test's hints name find_lr's arguments (num_it, start_lr, end_lr); advise sets only
 # lr_steps and lr_loss, so its errors say those (and the CLI's options), never an option it lacks.
 _DATA_HINT = "check the labels and the data: on a tiny or very imbalanced dataset the curve is mostly noise"
@@ -215,6 +218,9 @@ def range_test_spec(profile: "DatasetProfile", options: AdviseOptions) -> Learne
 def transferability_of(cache: FeatureCache, *, seed: int = 0) -> dict[str, float]:
     """LogME and the cross-validated linear-probe score on the cached features."""
     x, y = cache.all()
+    if len(x) > TRANSFER_MAX_ROWS:     # both cost O(n² d): a seeded subset of the stratified sample
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:TRANSFER_MAX_ROWS])
+        x, y = x[keep], y[keep]
     return {"logme": round(logme(x, y), 5), "probe_accuracy": round(linear_probe(x, y, seed=seed), 5),
             "probe_metric": "macro ROC AUC" if cache.multi_label else "accuracy", "n_images": int(len(x))}
 

@@ -43,14 +43,22 @@ def logme_evidence(features: np.ndarray, target: np.ndarray, *, max_iter: int = 
     ``β s z / (α + β s²)``; the fixed point is ``α = γ / |m|²``, ``β = (n − γ) / |y − F m|²`` with
     ``γ = Σ β s² / (α + β s²)`` (You et al., Algorithm 1).
     """
-    with np.errstate(all="ignore"):       # degenerate inputs (all-zero features) end in NaN, not a warning
-        return _logme_evidence(np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.float64),
-                               max_iter, tol)
-
-
-def _logme_evidence(f: np.ndarray, y: np.ndarray, max_iter: int, tol: float) -> tuple[float, float, float]:
-    n, d = f.shape
+    f = np.asarray(features, dtype=np.float64)
     u, s, _ = np.linalg.svd(f, full_matrices=False)
+    return _evidence(u, s, f.shape[1], np.asarray(target, dtype=np.float64), max_iter, tol)
+
+
+def _evidence(u: np.ndarray, s: np.ndarray, d: int, y: np.ndarray, max_iter: int = 100,
+              tol: float = 1e-6) -> tuple[float, float, float]:
+    """:func:`logme_evidence` from the features' thin SVD (``u``, ``s``; ``d`` columns), which
+    every class of a dataset shares: one decomposition, not one per class."""
+    with np.errstate(all="ignore"):       # degenerate inputs (all-zero features) end in NaN, not a warning
+        return _fixed_point(u, s, d, y, max_iter, tol)
+
+
+def _fixed_point(u: np.ndarray, s: np.ndarray, d: int, y: np.ndarray, max_iter: int,
+                 tol: float) -> tuple[float, float, float]:
+    n = len(y)
     sigma = s ** 2
     z = u.T @ y
     outside = max(float(y @ y - z @ z), 0.0)     # |y|² outside the span of the features
@@ -91,7 +99,8 @@ def logme(features: np.ndarray, labels: np.ndarray | Sequence) -> float:
     y = _one_hot(labels)
     if f.ndim != 2 or len(f) != len(y) or len(f) < 2:
         raise ConfigError(f"logme needs n x d features and n labels with n >= 2, got {f.shape} and {len(y)}")
-    return float(np.mean([logme_evidence(f, y[:, k])[0] for k in range(y.shape[1])]))
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    return float(np.mean([_evidence(u, s, f.shape[1], y[:, k])[0] for k in range(y.shape[1])]))
 
 
 def linear_probe(features: np.ndarray, labels: np.ndarray | Sequence, *, folds: int = 3, seed: int = 0,
