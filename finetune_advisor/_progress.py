@@ -50,19 +50,10 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
                 bar.comment = desc
             yield from bar
         return
-    every_s = LINE_EVERY_S if every_s is None else every_s
-    start = last = time.monotonic()
-    done = 0
-    for item in items:
-        yield item
-        done += 1
-        now = time.monotonic()
-        if now - last >= every_s:
-            last = now
-            of = f"/{total}" if total else ""
-            print(f"{desc or 'progress'}: {done}{of} ({now - start:.0f} s)", file=sys.stderr, flush=True)
-    if done and time.monotonic() - start >= every_s:
-        print(f"{desc or 'progress'}: {done} done ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
+    with Ticker(total, desc or "progress", every_s=every_s) as ticker:   # off a terminal: quiet lines
+        for item in items:
+            yield item
+            ticker.update()
 
 
 class Ticker:
@@ -129,7 +120,7 @@ class Ticker:
         if not self.enabled:
             return
         self._clear()
-        if time.monotonic() - self.start >= LINE_EVERY_S:
+        if time.monotonic() - self.start >= (LINE_EVERY_S if self.terminal else self.every_s):
             print(f"{self.desc}: {self.done} done ({time.monotonic() - self.start:.0f} s)", file=self._out,
                   flush=True)
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..config import PROFILES, Config
 from ..exceptions import ConfigError
+from ..heuristics.policies import ARMS
 from ..study import (FASTAI_BASE_LR, FASTAI_HEAD_DROPOUT, FASTAI_LR_MULT, FASTAI_WEIGHT_DECAY, LR_FAR_DIVISOR,
                      PAPER_SCHEDULE, TABLE1_FRACTIONS, TABLE1_GRID)
 
@@ -100,11 +101,10 @@ def custom_profile(base: str | BenchProfile, **overrides: int | None) -> BenchPr
 # unfrozen phase's rate relative to the head's. Values are log10(lr). "head" trains the head alone
 # for the whole epoch budget (head + unfrozen epochs), so every cell costs the same epochs.
 CALIBRATION_LOG10_LRS = (-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0)
-CALIBRATION_ARMS: dict[str, tuple[str, float | None]] = {     # parameter -> (fine_tune, lr_finetune / lr)
-    "lr_head_only": ("none", None),
-    "lr_all_half": ("all", 0.5),
-    "lr_all_tenth": ("all", 0.1),
-}
+CALIBRATION_PREFIX = "lr_"        # a calibration cell's parameter is "lr_<arm>" (its value: log10 lr)
+# parameter -> (fine_tune, lr_finetune / lr): the calibrated policy's depth arms, whose names the
+# stored studies carry ("lr_head_only", "lr_all_half", "lr_all_tenth")
+CALIBRATION_ARMS: dict[str, tuple[str, float | None]] = {CALIBRATION_PREFIX + arm: spec for arm, spec in ARMS.items()}
 CALIBRATION_GRID: dict[str, tuple[float, ...]] = {arm: CALIBRATION_LOG10_LRS for arm in CALIBRATION_ARMS}
 GRIDS: dict[str, Mapping[str, tuple[float, ...]]] = {"table1": TABLE1_GRID, "calibration": CALIBRATION_GRID}
 FRACTIONS = TABLE1_FRACTIONS

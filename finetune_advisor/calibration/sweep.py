@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..bench import REFERENCE_DATASETS, open_study, results_table
+from ..bench.grid import CALIBRATION_PREFIX
 from ..config import Config
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
@@ -22,7 +23,6 @@ from .model import Calibration
 if TYPE_CHECKING:
     import pandas as pd
 
-ARM_PARAMETER_PREFIX = "lr_"        # bench's calibration parameters are "lr_<arm>", values log10 lr
 
 
 def _baselines(study) -> dict[str, Config]:
@@ -48,7 +48,7 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
         info["schedule"] = {k: v for k, v in (settings.get("profile") or {}).items() if k not in ("name",)}
         baselines = _baselines(study)
         res = results_table(study)
-        res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(ARM_PARAMETER_PREFIX)]
+        res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(CALIBRATION_PREFIX)]
         for ds, cfg in baselines.items():
             ref = REFERENCE_DATASETS.get(ds)
             if ref is not None and ref.smoke_test:
@@ -63,7 +63,7 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
             if rows.empty:
                 continue
             score = rows["roc_auc_macro"] if cfg.multi_label else rows["metric"]
-            frames.append(pd.DataFrame({"dataset": ds, "arm": rows["parameter"].str[len(ARM_PARAMETER_PREFIX):],
+            frames.append(pd.DataFrame({"dataset": ds, "arm": rows["parameter"].str[len(CALIBRATION_PREFIX):],
                                         "log10_lr": rows["value"].astype(float), "seed": rows["seed"],
                                         "score": score.astype(float)}))
             info["n_trials"] += int(rows["same_as"].isna().sum())
