@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .._progress import progress as progress_iter
 from .._progress import progress_to_stderr
+from .._signals import deferred_interrupt
 from ..config import Config
 from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 from ..study import TABLE1_GRID
@@ -172,12 +173,23 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
 
     def run_one() -> None:
         requeue_dead_trials(study, study_id)
-        with claim_lock(study.url), warnings.catch_warnings():
+        # Ctrl-C waits until the claim is whole: a half-made claim would stay RUNNING
+        with deferred_interrupt(), claim_lock(study.url), warnings.catch_warnings():
             warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
             trial = study.ask()
             trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
             trial.set_user_attr(CLAIM_ATTR, trial.number)
+        try:
+            run_claimed(trial, trial_id)
+        except KeyboardInterrupt:  # not left RUNNING: failed now, re-queued by the next run
+            with deferred_interrupt():
+                if rdb.get_trial(trial_id).state == TrialState.RUNNING:
+                    trial.set_user_attr("error", "interrupted (Ctrl-C)")
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+
+    def run_claimed(trial, trial_id: int) -> None:
         a = trial.user_attrs
         key = a.get("key")
         if key is None:
@@ -199,16 +211,13 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
                                    seed=int(a["seed"]), profile=prof)
                 for k, v in out.items():
                     trial.set_user_attr(k, v)
-            except KeyboardInterrupt:  # not left RUNNING: failed now, re-queued by the next run
-                trial.set_user_attr("error", "interrupted (Ctrl-C)")
-                study.tell(trial, state=TrialState.FAIL)
-                raise
             except Exception as exc:
                 log.warning("bench: trial %d (%s) failed: %s: %s", trial.number, key, type(exc).__name__, exc)
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
                 study.tell(trial, state=TrialState.FAIL)
                 return
-            study.tell(trial, float(out["metric"]))
+            with deferred_interrupt():
+                study.tell(trial, float(out["metric"]))
 
     requeue_dead_trials(study, study_id)    # a killed worker's trials go back to the queue first
     budget = n_trials if n_trials is not None else math.inf
