@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..config import PROFILES, Config
 from ..exceptions import ConfigError
@@ -309,17 +309,22 @@ class TrialSpec:
 
 def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequence[int] = (0, 1, 2),
                 grid: Mapping[str, Sequence[float]] | None = None,
-                anchors: Sequence[str] = ANCHORS) -> list[TrialSpec]:
+                anchors: Sequence[str] = ANCHORS,
+                extra_anchors: Callable[[str, float, Config], Mapping[str, Config | None]] | None = None
+                ) -> list[TrialSpec]:
     """The full, deterministic trial list (pure).
 
     Per (dataset, fraction) in the order given and per seed: the baseline, each ``grid``
-    value in order (default: Table 1), then the anchors. A spec whose config equals an earlier
-    one of the same (dataset, fraction, seed) gets ``same_as`` = that spec's key and is not
-    trained again.
+    value in order (default: Table 1), then the anchors, then ``extra_anchors(dataset, fraction,
+    baseline)``: configs made per dataset (name -> Config, None to skip; labelled
+    ``anchor:<name>``, e.g. the leave-one-dataset-out validation's). A spec whose config equals
+    an earlier one of the same (dataset, fraction, seed) gets ``same_as`` = that spec's key and
+    is not trained again.
     """
     grid = TABLE1_GRID if grid is None else grid
     specs: list[TrialSpec] = []
     for (name, fraction), base in baselines.items():
+        extra = dict(extra_anchors(name, float(fraction), base)) if extra_anchors else {}
         for seed in seeds:
             block: list[TrialSpec] = []
 
@@ -335,6 +340,8 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
                     add(parameter, float(v), variation_config(base, parameter, float(v)))
             for a in anchors:
                 add("anchor", a, anchor_config(base, a))
+            for a, cfg in extra.items():
+                add("anchor", a, cfg)
             specs.extend(block)
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):

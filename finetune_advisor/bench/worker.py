@@ -59,14 +59,15 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
                   seeds: Sequence[int] = (0, 1, 2), profile: str | BenchProfile = "cpu",
                   grid: Mapping[str, Sequence[float]] | None = None, anchors: Sequence[str] = ANCHORS,
                   advise_fn: Callable | None = None, advise_options: Mapping[str, Any] | None = None,
-                  max_failures: int = 2) -> list[TrialSpec]:
+                  max_failures: int = 2, extra_anchors: Callable | None = None) -> list[TrialSpec]:
     """Compute (or reuse) the baselines and enqueue every missing trial, idempotently.
 
     Baselines are cached as study user attrs (``baseline:<dataset>|<fraction>``). A trial is
     enqueued only when its key has no WAITING, RUNNING or COMPLETE trial (and fewer than
     ``max_failures`` FAIL ones), so a kill during enqueueing, a second run or a second worker
     adds nothing twice. ``advise_fn(dataset, fraction, profile, options) -> Config`` defaults
-    to :func:`advise_baseline` (with the study's advice cache). Returns the full grid.
+    to :func:`advise_baseline` (with the study's advice cache). ``extra_anchors`` adds configs
+    made per dataset from its baseline (see :func:`expand_grid`). Returns the full grid.
     """
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     prof = BENCH_PROFILES[profile] if isinstance(profile, str) else profile
@@ -106,7 +107,7 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
             study.set_user_attr(ak, cfg.to_json(indent=None))
             baselines[(d.name, f)] = cfg
     study.set_user_attr("failed_datasets", failed)
-    specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors)
+    specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors, extra_anchors=extra_anchors)
     study.set_user_attr("aliases", {s.key: s.same_as for s in specs if s.same_as})
     study.set_user_attr("n_grid", sum(s.same_as is None for s in specs))
     if study.user_attrs.get("grid_enqueued") and not _needs_enqueue(study, specs, max_failures):

@@ -75,15 +75,22 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
 
 
 def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbone: str | None = None,
-              min_datasets: int = 3, complete_only: bool = True) -> Calibration:
+              min_datasets: int = 3, complete_only: bool = True, exclude: Sequence[str] = ()) -> Calibration:
     """Fit the calibrated policy on the calibration sweep(s) ``study_names`` in ``storage``.
 
     ``complete_only`` fits only on datasets whose every arm x rate cell has a result (a sweep
-    still running has some datasets half done); the others are listed as excluded.
+    still running has some datasets half done); the others are listed as excluded. ``exclude``
+    names datasets held out of the fit (the leave-one-dataset-out validation,
+    :mod:`.validate`); they are listed as excluded too.
     """
     studies = [open_study(name, storage, create=False) for name in study_names]
     studies = [getattr(s, "study", s) for s in studies]       # a BenchStudy wraps the Optuna study
     evidence, features, info = sweep_evidence(studies)
+    held_out = set(exclude)
+    for ds in sorted(held_out):
+        info["excluded"][ds] = "held out (leave-one-dataset-out validation)"
+    evidence = evidence[~evidence["dataset"].isin(held_out)]
+    features = {d: f for d, f in features.items() if d not in held_out}
     if complete_only and not evidence.empty:
         cells = evidence.groupby("dataset").apply(lambda g: len(set(zip(g["arm"], g["log10_lr"]))))
         full = int(cells.max())

@@ -221,7 +221,11 @@ def cmd_bench_status(args: argparse.Namespace) -> int:
 def cmd_bench_outputs(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("bench") / args.study
     check_writable(out, "--out", folder=True)
-    files = bench.write_outputs(_existing_study(args), out)
+    study = _existing_study(args)
+    files = bench.write_outputs(study, out)
+    if study.user_attrs.get("validation"):      # a leave-one-dataset-out study: its table too
+        from ..calibration.loo_table import validation_table, write_table
+        files.update(write_table(validation_table(study), out))
     print(json.dumps(files, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in files.items()))
     return 0
 
@@ -231,6 +235,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..calibration.sweep import calibrate, format_calibration
 
     storage = args.storage or f"sqlite:///{(Path('bench') / args.study[0] / 'bench.db').resolve()}"
+    if args.validate:
+        return _calibrate_validate(args, storage)
     check_writable(args.out, "--out")
     cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial)
     if args.out:
@@ -241,6 +247,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(format_calibration(cal))
         if args.out:
             print(f"calibration: {args.out}")
+    return 0
+
+
+def _calibrate_validate(args: argparse.Namespace, storage: str) -> int:
+    """``calibrate --validate NAME``: the leave-one-dataset-out validation (calibration.validate)."""
+    from .._threads import pick_torch_threads
+    from ..calibration.validate import run_validation
+
+    out = Path(args.out) if args.out else Path("bench") / args.validate
+    check_writable(out, "--out", folder=True)
+    pick_torch_threads()              # the validation trains; plain calibrate does not
+    result = run_validation(args.study, storage, args.validate, loo_storage=args.loo_storage, seeds=args.seeds,
+                            seed_offset=args.seed_offset, backbone=args.backbone, complete_only=not args.partial,
+                            n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
+                            progress=not args.quiet)
+    if args.json:
+        print(json.dumps({"ran": result["ran"], "status": result["status"], "table": result["table"].to_dict(),
+                          "files": result["files"]}, indent=2, default=str))
+    else:
+        print(format_bench_status(result["status"]))
+        print(result["table"].markdown())
+        for kind, path in result["files"].items():
+            print(f"{kind}: {path}")
     return 0
 
 

@@ -44,6 +44,9 @@ EPILOG_CALIBRATE = """examples:
       --anchors fastai_fine_tune --no-lr-finder --backbone resnet50          # the sweep (resumable)
   finetune-advisor calibrate --study calib --out resnet50-cpu.json              # fit + leave-one-out
   finetune-advisor recommend data/pets --backbone resnet50 --calibration resnet50-cpu.json
+  finetune-advisor calibrate --study calib --validate calib-loo --seeds 3       # leave-one-dataset-out, resumable
+  finetune-advisor bench run --worker --study calib-loo --storage sqlite:///bench/calib-loo/bench.db   # joins it
+  finetune-advisor bench outputs --study calib-loo --storage sqlite:///bench/calib-loo/bench.db   # the table (loo.md)
 """
 
 EPILOG_REPORT = """examples:
@@ -248,5 +251,19 @@ def _add_calibrate(sub, common) -> None:
     c.add_argument("--backbone", help="backbone key the calibration holds for (default: read from the sweep)")
     c.add_argument("--partial", action="store_true",
                    help="fit on every dataset with results, even one whose grid is not complete")
-    c.add_argument("--out", help="write the calibration file here")
-    c.add_argument("--json", action="store_true", help="print the calibration as JSON")
+    c.add_argument("--out", help="write the calibration file here (with --validate: the validation's output folder, "
+                                 "default bench/<NAME>)")
+    c.add_argument("--json", action="store_true", help="print the calibration (or the validation table) as JSON")
+    v = c.add_argument_group("leave-one-dataset-out validation (--validate NAME)")
+    v.add_argument("--validate", metavar="NAME",
+                   help="instead of writing a calibration, validate it: per dataset, fit on the others and train the "
+                        "config that fit predicts beside fastai's fine_tune, the lr_find valley, the study policy and "
+                        "the sweep's best cell, in the new bench study NAME (resumable; more machines join with "
+                        "'bench run --worker --study NAME'); prints and writes the table")
+    v.add_argument("--loo-storage", metavar="URL",
+                   help="storage of the validation study (default: sqlite:///<out>/bench.db)")
+    v.add_argument("--seeds", type=int, default=3, help="fresh seeds per config (default: %(default)s)")
+    v.add_argument("--seed-offset", type=int, default=100,
+                   help="the first seed; the sweep's own seeds are refused (default: %(default)s)")
+    v.add_argument("--n-trials", type=int, help="stop this worker after N trials (0: only prepare the study and print the table)")
+    v.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval in seconds")

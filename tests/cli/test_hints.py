@@ -25,6 +25,7 @@ ADVISE = ("recommend", "train", "report")
 RAISED_BY = [
     ("bench/", ("bench run",)),
     ("calibration/sweep.py", ("calibrate",)),
+    ("calibration/validate.py", ("calibrate",)),
     ("report/", ("report",)),
     ("train/", ("train",)),
     ("cli/", None),

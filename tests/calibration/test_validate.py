@@ -1,0 +1,276 @@
+"""The leave-one-dataset-out validation (calibration.validate, calibration.loo_table) on a synthetic
+calibration sweep whose trials follow a known rule, with stub advice and training."""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from finetune_advisor import bench
+from finetune_advisor.calibration import Calibration
+from finetune_advisor.calibration.loo_table import (judge_goals, read_table, seed_spread, summarise,
+                                                    validation_table, write_table)
+from finetune_advisor.calibration.sweep import calibrate
+from finetune_advisor.calibration.validate import (LOO_PREFIX, ROLES, VALIDATION_ATTR, prepare_validation,
+                                                   run_validation)
+from finetune_advisor.cli import main
+from finetune_advisor.config import Config
+from finetune_advisor.exceptions import ConfigError
+
+SIMILARITY = {"d1": 0.55, "d2": 0.62, "d3": 0.75, "d4": 0.88}     # no best rate halfway between grid points
+GRID = {arm: (-4.0, -3.0, -2.0, -1.0) for arm in ("lr_head_only", "lr_all_half")}
+
+
+def best_log_lr(similarity: float) -> float:
+    return -2.0 - 5.0 * (similarity - 0.75)          # the less similar, the larger the best rate
+
+
+def _measurements(name: str, finder: bool) -> dict:
+    sim = SIMILARITY[name]
+    m = {"far": sim < 0.72, "n_images": 100, "images_per_class": {"median": 50.0, "min": 50, "max": 50},
+         "similarity": {"similarity": sim, "emd": 1 - sim, "backbone_key": "toynet", "threshold": 0.72}}
+    if finder:
+        m["lr_finder"] = {"lr": 1e-3, "fastai_valley": 4e-3}
+    return m
+
+
+def sweep_advise(dataset, fraction, profile, options=None):
+    """The sweep's baselines: no LR finder (as the real sweep ran --no-lr-finder)."""
+    return profile.apply(Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, backbone="toynet_spec",
+                                measurements=_measurements(dataset.name, finder=False)))
+
+
+def loo_advise(dataset, fraction, profile, options=None, cache=None):
+    """The validation's baselines: the study policy with the finder; records the options it got."""
+    ADVISED.append((dataset.name, dict(options or {})))
+    return profile.apply(Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, backbone=(options or {}).get("backbone"),
+                                measurements=_measurements(dataset.name, finder=True)))
+
+
+ADVISED: list = []
+
+
+def fake_train(config, dataset, *, fraction, seed, profile, cache=None):
+    best = best_log_lr(SIMILARITY[dataset.name])
+    bonus = 0.03 if config.fine_tune == "all" else 0.0
+    metric = 0.9 + bonus - 0.1 * (math.log10(config.lr) - best) ** 2 + 0.001 * (seed % 7)
+    return {"metric": metric, "metric_name": "accuracy", "valid_loss": 1 - metric, "epochs_to_best": 2,
+            "wall_time_s": 0.01}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A finished calibration sweep ('cal', seed 0) over four datasets; returns its URL."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    url = f"sqlite:///{tmp_path / 'cal.db'}"
+    study = bench.open_study("cal", url)
+    datasets = [bench.BenchDataset(n, Path(tmp_path), False, "custom") for n in SIMILARITY]
+    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=("fastai_fine_tune",),
+                        advise_fn=sweep_advise)
+    bench.run_worker(study, run_trial_fn=fake_train, datasets=datasets, progress=False)
+    return url
+
+
+@pytest.fixture(scope="module")
+def prepared(sweep, tmp_path_factory):
+    """A validation study 'loo' prepared on the sweep (2 seeds), not run yet."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('loo') / 'loo.db'}"
+    study = bench.open_study("loo", url)
+    ADVISED.clear()
+    specs = prepare_validation(study, ["cal"], sweep, seeds=2, seed_offset=100, advise_fn=loo_advise)
+    return study, specs
+
+
+def _enqueued(study):
+    return [t.user_attrs for t in study.get_trials(deepcopy=False) if "key" in t.user_attrs]
+
+
+def test_the_fit_for_a_dataset_never_sees_it(prepared, sweep):
+    study, _ = prepared
+    plan = study.user_attrs[VALIDATION_ATTR]
+    assert plan["datasets"] == sorted(SIMILARITY)
+    assert plan["full_calibration"]["datasets"] == sorted(SIMILARITY)
+    for d in SIMILARITY:
+        cal = Calibration.from_dict(study.user_attrs[LOO_PREFIX + d]["calibration"])
+        assert cal.provenance["datasets"] == sorted(set(SIMILARITY) - {d})
+        assert "held out" in cal.provenance["excluded"][d]
+        assert d not in cal.provenance["per_dataset"]
+        # the same fit calibrate() makes without it
+        assert cal.rule == calibrate(["cal"], sweep, exclude=[d], min_datasets=2).rule
+    # the fits differ: leaving out the extreme dataset moves the line
+    rules = {d: study.user_attrs[LOO_PREFIX + d]["calibration"]["rule"] for d in SIMILARITY}
+    assert len({json.dumps(r, sort_keys=True) for r in rules.values()}) > 1
+
+
+def test_five_configs_per_dataset_and_seed_at_fresh_seeds(prepared):
+    study, specs = prepared
+    keys = {s.key for s in specs}
+    for d in SIMILARITY:
+        for seed in (100, 101):
+            assert {f"{d}|1|{label}|{seed}" for label in ROLES.values()} <= keys
+    assert len(specs) == len(SIMILARITY) * 2 * len(ROLES)
+    attrs = _enqueued(study)
+    assert {a["seed"] for a in attrs} == {100, 101}
+    assert {a["key"] for a in attrs} == {s.key for s in specs if s.same_as is None}
+    by = {s.key: s.config for s in specs}
+    plan = study.user_attrs[VALIDATION_ATTR]
+    for d, sim in SIMILARITY.items():
+        cal = Calibration.from_dict(study.user_attrs[LOO_PREFIX + d]["calibration"])
+        c = by[f"{d}|1|anchor:calibrated|100"]
+        assert c.lr == pytest.approx(10 ** cal.rule.log10_lr(sim), rel=0.05)       # rounded to 2 significant digits
+        assert c.measurements.policy == "calibrated"
+        assert c.measurements.calibration["rule"] == cal.rule.to_dict()
+        assert c.head_epochs + c.unfrozen_epochs == 4           # the bench schedule, spent as the sweep did
+        o = by[f"{d}|1|anchor:oracle|100"]
+        cell = plan["oracles"][d]
+        assert o.lr == pytest.approx(10 ** cell["log10_lr"]) and o.fine_tune == ("all" if cell["arm"] != "head_only"
+                                                                                 else "none")
+        assert cell["arm"] == "all_half"          # the fake's fine-tune bonus
+        assert cell["log10_lr"] == min(GRID["lr_all_half"], key=lambda r: abs(r - best_log_lr(sim)))
+        ft = by[f"{d}|1|anchor:fastai_fine_tune|100"]
+        assert (ft.lr, ft.lr_divisor) == (2e-3, 100.0)
+        assert by[f"{d}|1|anchor:lr_find_valley|100"].lr == pytest.approx(4e-3)
+        assert by[f"{d}|1|baseline|100"].measurements.lr_finder.lr == 1e-3      # advised with the finder
+    # the baselines: the study policy, with the finder, the sweep's backbone spec
+    opts = dict(ADVISED[0][1])
+    assert opts["policy"] == "study" and opts["lr_finder"] is True and opts["backbone"] == "toynet_spec"
+
+
+def test_preparing_again_enqueues_nothing_and_refits_nothing(prepared, sweep, monkeypatch):
+    study, specs = prepared
+    before = sorted(a["key"] for a in _enqueued(study))
+    loo_before = {d: study.user_attrs[LOO_PREFIX + d] for d in SIMILARITY}
+    import finetune_advisor.calibration.validate as validate
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted")
+    monkeypatch.setattr(validate, "calibrate", no_fit)
+    again = prepare_validation(study, ["cal"], sweep, seeds=2, seed_offset=100, advise_fn=loo_advise)
+    assert [s.key for s in again] == [s.key for s in specs]
+    assert sorted(a["key"] for a in _enqueued(study)) == before
+    assert {d: study.user_attrs[LOO_PREFIX + d] for d in SIMILARITY} == loo_before
+    with pytest.raises(ConfigError, match="seeds"):
+        prepare_validation(study, ["cal"], sweep, seeds=3, seed_offset=100, advise_fn=loo_advise)
+
+
+def test_the_sweeps_seeds_are_refused(sweep, tmp_path):
+    study = bench.open_study("loo2", f"sqlite:///{tmp_path / 'loo2.db'}")
+    with pytest.raises(ConfigError, match="seed-offset"):
+        prepare_validation(study, ["cal"], sweep, seeds=2, seed_offset=0, advise_fn=loo_advise)
+    with pytest.raises(ConfigError, match="seeds must be"):
+        prepare_validation(study, ["cal"], sweep, seeds=0, advise_fn=loo_advise)
+
+
+def test_run_reads_back_a_table_and_the_goals(sweep, tmp_path):
+    out = run_validation(["cal"], sweep, "loo", loo_storage=f"sqlite:///{tmp_path / 'loo.db'}", seeds=2,
+                         advise_fn=loo_advise, run_trial_fn=fake_train, out_dir=tmp_path / "out", progress=False)
+    table = out["table"]
+    assert out["status"]["n_remaining"] == 0 and table.info["complete"]
+    assert [r["dataset"] for r in table.rows] == sorted(SIMILARITY)
+    for r in table.rows:
+        assert all(r[f"{role}_n"] == 2 for role in ROLES) and r["score"] == "accuracy"
+        assert r["fitted_on"] == sorted(set(SIMILARITY) - {r["dataset"]})
+        cell = {"d1": -1.0, "d2": -1.0, "d3": -2.0, "d4": -3.0}[r["dataset"]]
+        oracle = fake_train(Config(lr=10 ** cell, fine_tune="all"), bench.BenchDataset(r["dataset"], None, False, ""),
+                            fraction=1.0, seed=100, profile=None)["metric"]
+        assert r["oracle_mean"] == pytest.approx(oracle + 0.0005)        # seeds 100, 101: noise 0.002, 0.003
+    assert set(table.goals) == {"a", "b", "c"}
+    assert all(g["verdict"] in ("met", "missed") for g in table.goals.values())
+    md = Path(out["files"]["loo_markdown"]).read_text()
+    assert "| d1 | accuracy |" in md and "(a)" in md and "seed spread" in md
+    back = read_table(tmp_path / "out")
+    assert back.goals == json.loads(json.dumps(table.goals)) and len(back.rows) == 4
+    assert pd.read_csv(out["files"]["loo_csv"])["dataset"].tolist() == sorted(SIMILARITY)
+    # resuming runs nothing and gives the same table
+    again = run_validation(["cal"], sweep, "loo", loo_storage=f"sqlite:///{tmp_path / 'loo.db'}", seeds=2,
+                           advise_fn=loo_advise, run_trial_fn=fake_train, out_dir=tmp_path / "out", progress=False)
+    assert again["ran"] == 0 and again["table"].rows == table.rows
+
+
+# --- the table's arithmetic, on hand-made numbers ---------------------------------------------------
+
+def _scores(rows):
+    return pd.DataFrame(rows, columns=["dataset", "role", "seed", "score"])
+
+
+def test_mean_std_and_goals_on_hand_made_numbers():
+    s = [("a", "calibrated", k, v) for k, v in enumerate((0.80, 0.84, 0.82))]
+    s += [("a", "fastai_fine_tune", k, v) for k, v in enumerate((0.70, 0.74, 0.72))]
+    s += [("a", "oracle", k, v) for k, v in enumerate((0.83, 0.85, 0.84))]
+    s += [("b", "calibrated", k, v) for k, v in enumerate((0.50, 0.52, 0.54))]
+    s += [("b", "fastai_fine_tune", k, v) for k, v in enumerate((0.60, 0.60, 0.60))]
+    s += [("b", "oracle", k, v) for k, v in enumerate((0.55, 0.55, 0.55))]
+    s += [("m", "calibrated", k, v) for k, v in enumerate((0.70, math.nan, 0.72))]     # NaN AUROC dropped
+    s += [("m", "fastai_fine_tune", 0, 0.90), ("m", "oracle", 0, 0.80)]
+    rows = summarise(_scores(s), {"a": False, "b": False, "m": True})
+    a, b, m = rows
+    assert a["calibrated_mean"] == pytest.approx(0.82) and a["calibrated_std"] == pytest.approx(0.02)
+    assert a["calibrated_n"] == 3 and a["study_n"] == 0 and math.isnan(a["study_mean"])
+    assert a["calibrated_minus_fine_tune"] == pytest.approx(0.10) and a["worse_than_spread"] is False
+    assert b["seed_spread"] == pytest.approx(math.sqrt((0.02 ** 2 + 0) / 2))
+    assert b["worse_than_spread"] is True
+    assert m["score"] == "macro ROC AUC" and m["calibrated_n"] == 2 and m["fastai_fine_tune_n"] == 1
+    assert m["seed_spread"] == pytest.approx(math.sqrt(0.01414 ** 2 / 2), rel=1e-3)
+    g = judge_goals(rows)
+    # (a) single-label only: calibrated (0.82 + 0.52) / 2 = 0.67 vs fine_tune (0.72 + 0.60) / 2 = 0.66
+    assert g["a"]["verdict"] == "met" and g["a"]["value"] == pytest.approx(0.01)
+    # (b) every dataset: gaps 0.02, 0.03, 0.09 -> mean 0.0467 > 0.02
+    assert g["b"]["verdict"] == "missed" and g["b"]["value"] == pytest.approx((0.02 + 0.03 + 0.09) / 3)
+    assert g["b"]["detail"].startswith("mean gap") and "m +0.090" in g["b"]["detail"]
+    # (c) b (-0.08 vs 0.014) and m (-0.19) fail
+    assert g["c"]["verdict"] == "missed" and g["c"]["value"] == 2 and "b (-0.080" in g["c"]["detail"]
+
+
+def test_goal_boundaries_and_unmeasured_goals():
+    exact = [{"dataset": "a", "multi_label": False, "calibrated_mean": 0.70, "fastai_fine_tune_mean": 0.70,
+              "oracle_mean": 0.72, "seed_spread": 0.0}]
+    g = judge_goals(exact)
+    assert [g[k]["verdict"] for k in "abc"] == ["met", "met", "met"]     # ties and exactly 2 points are met
+    only_multi = [{"dataset": "m", "multi_label": True, "calibrated_mean": 0.7, "fastai_fine_tune_mean": math.nan,
+                   "oracle_mean": math.nan, "seed_spread": 0.0}]
+    assert {v["verdict"] for v in judge_goals(only_multi).values()} == {"not measured"}
+    assert seed_spread(0.02, 1, 0.02, 3) == pytest.approx(math.sqrt(0.0002))
+
+
+def test_write_and_read_table_round_trip(tmp_path):
+    rows = summarise(_scores([("a", "calibrated", 100, 0.8), ("a", "fastai_fine_tune", 100, 0.7)]), {"a": False})
+    from finetune_advisor.calibration.loo_table import ValidationTable
+    table = ValidationTable("t", tuple(rows), judge_goals(rows), {"seeds": [100], "calibration_studies": ["c"]})
+    files = write_table(table, tmp_path)
+    back = read_table(tmp_path)
+    assert back.study == "t" and back.rows[0]["calibrated_mean"] == 0.8 and back.rows[0]["oracle_mean"] is None
+    assert "| a | accuracy | 0.800 | 0.700 | – | – | – | +0.100 |" in Path(files["loo_markdown"]).read_text()
+    assert back.markdown() == table.markdown()
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_table(tmp_path / "nope")
+
+
+def test_table_of_a_study_that_is_not_a_validation(sweep):
+    with pytest.raises(ConfigError, match="not a leave-one-dataset-out"):
+        validation_table(bench.open_study("cal", sweep, create=False))
+
+
+# --- the CLI, end to end with stub advice and training ------------------------------------------------
+
+def test_cli_validate_end_to_end(sweep, tmp_path, monkeypatch, capsys):
+    import finetune_advisor.bench.worker as worker
+    monkeypatch.setattr(worker, "advise_baseline", loo_advise)
+    monkeypatch.setattr(worker, "train_trial", fake_train)
+    out = tmp_path / "loo-out"
+    args = ["calibrate", "--study", "cal", "--storage", sweep, "--validate", "cliloo", "--seeds", "1",
+            "--out", str(out), "-q"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Leave-one-dataset-out validation: cliloo" in text and "Goals:" in text
+    assert (out / "loo.md").is_file() and (out / "loo.csv").is_file() and (out / "bench.db").is_file()
+    assert main(args + ["--n-trials", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ran"] == 0 and doc["status"]["n_remaining"] == 0 and set(doc["table"]["goals"]) == {"a", "b", "c"}
+    # another worker, through bench, finds nothing left; bench outputs writes the table too
+    storage = f"sqlite:///{out / 'bench.db'}"
+    assert main(["bench", "outputs", "--study", "cliloo", "--storage", storage, "--out", str(tmp_path / "o2"),
+                 "--json", "-q"]) == 0
+    assert "loo_markdown" in json.loads(capsys.readouterr().out)
+    assert main(args[:-3] + ["--seed-offset", "0", "--out", str(tmp_path / "x"), "-q"]) == 1   # the sweep's seed 0
+    assert "seed-offset" in capsys.readouterr().err
