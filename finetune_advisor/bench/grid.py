@@ -25,7 +25,7 @@ from ..study import (FASTAI_BASE_LR, FASTAI_HEAD_DROPOUT, FASTAI_LR_MULT, FASTAI
 __all__ = ["BenchProfile", "BENCH_PROFILES", "custom_profile", "CALIBRATION_LOG10_LRS", "CALIBRATION_ARMS",
            "CALIBRATION_GRID", "GRIDS", "FRACTIONS", "ANCHORS", "select_grid", "select_anchors",
            "variation_config", "calibration_config", "anchor_config", "TrialSpec", "trial_key", "parse_label",
-           "expand_grid", "BENCH_VERSION"]
+           "expand_grid", "BENCH_VERSION", "TUNE_ANCHOR_PREFIX", "is_tune_anchor"]
 
 BENCH_VERSION = 1        # stored on every trial (user attr ``bench_version``)
 
@@ -109,6 +109,22 @@ CALIBRATION_GRID: dict[str, tuple[float, ...]] = {arm: CALIBRATION_LOG10_LRS for
 GRIDS: dict[str, Mapping[str, tuple[float, ...]]] = {"table1": TABLE1_GRID, "calibration": CALIBRATION_GRID}
 FRACTIONS = TABLE1_FRACTIONS
 ANCHORS = ("fastai_fine_tune", "lr_find_valley", "no_similarity_rule")
+# "tune@3x": finetune-advisor tune from the baseline with a budget of 3 of its runs (opt-in, any N)
+TUNE_ANCHOR_PREFIX = "tune@"
+
+
+def is_tune_anchor(name: Any) -> bool:
+    """Whether ``name`` is a ``tune@<N>x`` anchor (a budget of N runs of the baseline).
+
+    >>> is_tune_anchor("tune@3x"), is_tune_anchor("tune@20m"), is_tune_anchor("fastai_fine_tune")
+    (True, False, False)
+    """
+    if not isinstance(name, str) or not name.startswith(TUNE_ANCHOR_PREFIX) or not name.endswith("x"):
+        return False
+    try:
+        return float(name[len(TUNE_ANCHOR_PREFIX):-1]) > 0
+    except ValueError:
+        return False
 
 
 def _check_names(kind: str, names: Iterable[str], choices: Sequence[str]) -> None:
@@ -135,8 +151,8 @@ def select_grid(parameters: Sequence[str] | None = None, grid: str = "table1") -
 
 
 def select_anchors(names: Sequence[str]) -> tuple[str, ...]:
-    """``names`` checked against :data:`ANCHORS`."""
-    _check_names("anchor", names, ANCHORS)
+    """``names`` checked against :data:`ANCHORS` (and the ``tune@<N>x`` form)."""
+    _check_names("anchor", [n for n in names if not is_tune_anchor(n)], [*ANCHORS, "tune@<N>x (e.g. tune@3x)"])
     return tuple(names)
 
 
@@ -242,8 +258,12 @@ def anchor_config(baseline: Config, anchor: str) -> Config | None:
     unfrozen at base_lr/2 with ``lr_mult=100`` (slice(1e-5, 1e-3)), wd 0.01, head ps (0.25, 0.5).
     ``lr_find_valley``: the baseline with fastai's ``lr_find`` valley as the rate.
     ``no_similarity_rule``: the baseline without the /10 far-from-ImageNet rule.
+    ``tune@<N>x``: the baseline itself, where the trial starts ``finetune-advisor tune`` with a
+    budget of N of its runs (see :func:`finetune_advisor.tune.anchor.tune_anchor_trial`).
     """
     why = f"bench anchor {anchor}"
+    if is_tune_anchor(anchor):
+        return baseline
     if anchor == "fastai_fine_tune":
         return _replace(baseline, why, lr=FASTAI_BASE_LR, lr_finetune=FASTAI_BASE_LR / 2, lr_divisor=FASTAI_LR_MULT,
                         weight_decay=FASTAI_WEIGHT_DECAY, beta2=0.99,   # fastai Adam betas (0.9, 0.99)
@@ -331,7 +351,9 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
             def add(parameter: str, value: Any, cfg: Config | None) -> None:
                 if cfg is None:
                     return
-                same = next((s.key for s in block if s.same_as is None and _same_config(s.config, cfg)), None)
+                tuned = parameter == "anchor" and is_tune_anchor(value)   # a search from cfg, not cfg trained once
+                same = None if tuned else next((s.key for s in block if s.same_as is None and not (
+                    s.parameter == "anchor" and is_tune_anchor(s.value)) and _same_config(s.config, cfg)), None)
                 block.append(TrialSpec(name, float(fraction), parameter, value, int(seed), cfg, same))
 
             add("baseline", None, base)

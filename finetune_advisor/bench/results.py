@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_open, write_text_atomic
 from .._plotting import new_figure, save_png
-from .grid import ANCHORS, parse_label
+from .grid import ANCHORS, is_tune_anchor, parse_label
 from .storage import study_status
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
     ``metric`` is any numeric column of :func:`results_table` (``"valid_loss"`` with
     ``higher_is_better=False``; ``"roc_auc_macro"`` for multi-label). A margin is positive when
     the baseline is better; ``margin_std_over_<anchor>`` is the spread of the per-seed paired
-    differences (same seed, same split), NaN with fewer than two shared seeds.
+    differences (same seed, same split), NaN with fewer than two shared seeds. A ``tune@Nx``
+    anchor (a search, not a config) gets margins, but is never the best cell.
 
     >>> reg = regret_summary(results_table(study))                       # doctest: +SKIP
     >>> reg[["dataset", "fraction", "regret", "margin_over_fastai_fine_tune"]]   # doctest: +SKIP
@@ -122,10 +123,14 @@ def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
 
     sign = 1.0 if higher_is_better else -1.0
     rows = []
+    # tune@Nx anchors get margins like the others, but are no grid cell (a search, not a config)
+    tuned = sorted({lab.split(":", 1)[1] for lab in results["label"].unique()
+                    if str(lab).startswith("anchor:") and is_tune_anchor(lab.split(":", 1)[1])})
     for (ds, frac), g in results.dropna(subset=[metric]).groupby(["dataset", "fraction"]):
-        stats = g.groupby("label")[metric].agg(["mean", "std", "count"])
-        if "baseline" not in stats.index:
+        stats_all = g.groupby("label")[metric].agg(["mean", "std", "count"])
+        if "baseline" not in stats_all.index:
             continue
+        stats = stats_all.drop(index=[f"anchor:{a}" for a in tuned], errors="ignore")
         base = stats.loc["baseline"]
         best_label = (sign * stats["mean"]).idxmax()
         by_seed = g.pivot_table(index="seed", columns="label", values=metric, aggfunc="first")
@@ -136,12 +141,12 @@ def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
                "regret": sign * (stats.loc[best_label, "mean"] - base["mean"]),
                "rank_of_baseline": int((sign * stats["mean"] > sign * base["mean"]).sum()) + 1,
                "n_cells": len(stats)}
-        for a in ANCHORS:
+        for a in (*ANCHORS, *tuned):
             lab = f"anchor:{a}"
-            have = lab in stats.index
-            row[f"{a}_mean"] = stats.loc[lab, "mean"] if have else float("nan")
-            row[f"{a}_std"] = stats.loc[lab, "std"] if have else float("nan")
-            row[f"margin_over_{a}"] = sign * (base["mean"] - stats.loc[lab, "mean"]) if have else float("nan")
+            have = lab in stats_all.index
+            row[f"{a}_mean"] = stats_all.loc[lab, "mean"] if have else float("nan")
+            row[f"{a}_std"] = stats_all.loc[lab, "std"] if have else float("nan")
+            row[f"margin_over_{a}"] = sign * (base["mean"] - stats_all.loc[lab, "mean"]) if have else float("nan")
             paired = (sign * (by_seed["baseline"] - by_seed[lab])).dropna() if have else pd.Series(dtype=float)
             row[f"margin_std_over_{a}"] = paired.std() if len(paired) > 1 else float("nan")
         rows.append(row)

@@ -11,7 +11,7 @@ from ..exceptions import ConfigError
 from ..recommend import Recommendation, advise, configure
 from ..train import train
 from .datasets import BenchDataset, default_reference
-from .grid import BenchProfile
+from .grid import BenchProfile, is_tune_anchor
 
 __all__ = ["fraction_subset", "advise_baseline", "train_trial"]
 
@@ -69,17 +69,24 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
 
 
 def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed: int, profile: BenchProfile,
-                cache: MutableMapping[str, Dataset] | None = None) -> dict[str, Any]:
+                cache: MutableMapping[str, Dataset] | None = None, anchor: str | None = None) -> dict[str, Any]:
     """Default ``run_trial_fn``: :func:`finetune_advisor.train.train` on the fraction; returns
     the trial's user attrs (``metric`` is the value the study records).
 
-    ``cache`` (e.g. :attr:`BenchStudy.datasets`) keeps each dataset read once per process."""
+    ``cache`` (e.g. :attr:`BenchStudy.datasets`) keeps each dataset read once per process.
+    ``anchor="tune@<N>x"``: ``finetune-advisor tune`` from ``config`` with a budget of N runs
+    instead, its best trial's metric recorded
+    (:func:`finetune_advisor.tune.anchor.tune_anchor_trial`)."""
     path = str(dataset.path)
     full = None if cache is None else cache.get(path)
     if full is None:
         full = read_dataset(dataset.path)
         if cache is not None:
             cache[path] = full
+    if anchor is not None and is_tune_anchor(anchor):
+        from ..tune.anchor import tune_anchor_trial    # tune imports bench: loaded when used
+        return tune_anchor_trial(config, fraction_subset(full, fraction), anchor, seed=seed,
+                                 max_images_per_class=profile.max_images_per_class)
     res = train(config, fraction_subset(full, fraction), seed=seed, progress=False,
                 max_images_per_class=profile.max_images_per_class)
     metric = res.main_metric

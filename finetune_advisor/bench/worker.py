@@ -20,7 +20,7 @@ from ..config import Config
 from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
-from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid
+from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
 from .results import write_outputs
 from .storage import (CLAIM_ATTR, BenchStudy, Heartbeat, claim_lock, keys_by_state, open_study,
                       requeue_dead_trials, study_status)
@@ -155,7 +155,8 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
     its first heartbeat and :data:`CLAIM_ATTR` at once, keeps a heartbeat while it trains, and
     is finished with ``study.tell``. A claimed trial whose key is already COMPLETE, or RUNNING
     under a lower number, is pruned unrun. ``run_trial_fn(config, dataset, *, fraction, seed,
-    profile) -> dict`` (with ``metric``) defaults to :func:`train_trial`.
+    profile) -> dict`` (with ``metric``) defaults to :func:`train_trial`; a ``tune@Nx`` anchor's
+    trial also gets ``anchor="tune@Nx"``.
     """
     from optuna.trial import TrialState
 
@@ -208,8 +209,10 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
                 d = by_name.get(a["dataset"])
                 if d is None:
                     raise DatasetError(f"dataset {a['dataset']!r} is not available on this worker")
+                # a tune@Nx anchor searches from its config: the trial function is told which
+                tuned = {"anchor": a["value"]} if a.get("parameter") == "anchor" and is_tune_anchor(a["value"]) else {}
                 out = run_trial_fn(Config.from_json(a["config"]), d, fraction=float(a["fraction"]),
-                                   seed=int(a["seed"]), profile=prof)
+                                   seed=int(a["seed"]), profile=prof, **tuned)
                 for k, v in out.items():
                     trial.set_user_attr(k, v)
             except Exception as exc:

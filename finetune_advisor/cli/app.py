@@ -108,9 +108,11 @@ def _storage_error(exc: BaseException) -> str | None:
 
 
 def _default_storage(args) -> str:
-    """The storage a bench command uses without --storage (as the commands compute it)."""
+    """The storage a bench or tune command uses without --storage (as the commands compute it)."""
     from pathlib import Path
 
+    if getattr(args, "command", "") == "tune":
+        return f"sqlite:///{Path(args.out).resolve() / 'tune.db'}"
     study = getattr(args, "study", None)
     study = study[0] if isinstance(study, list) else study or "bench"
     out = getattr(args, "out", None) if getattr(args, "command", "") in ("bench run", "bench outputs") else None

@@ -114,6 +114,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ..tune import parse_budget, tune
+
+    budget = None if args.budget is None else parse_budget(args.budget)    # a typo fails now, not after hours
+    path = dataset_path(args)
+    check_writable(args.out, "--out", folder=True)
+    config = _read_config(args.config) if args.config else None
+    result = tune(path, budget, config=config, options=options_from_args(args), storage=args.storage,
+                  study_name=args.study, n_trials=args.trials, seed=args.seed, out_dir=args.out,
+                  progress=not args.quiet, worker=args.worker, heartbeat_interval=args.heartbeat)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.summary_lines()))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     path = dataset_path(args)
     fmt = args.format or ("md" if args.out and Path(args.out).suffix.lower() in (".md", ".markdown") else "html")
@@ -123,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         rec = load_recommendation(args.config, path, **read_kwargs(args))
     else:
         rec = advise(path, options_from_args(args))
-    report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed)
+    report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed, tune=args.tune)
     if out:
         written = write_report(report, out, format=fmt)
         log.info("wrote %s (%.0f KB)", written, written.stat().st_size / 1024)
@@ -238,6 +252,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.validate:
         return _calibrate_validate(args, storage)
     check_writable(args.out, "--out")
+    if args.measure:
+        from .._threads import pick_torch_threads
+        from ..calibration.sweep import measure_study
+
+        pick_torch_threads()
+        for name in args.study:
+            measure_study(name, storage, progress=not args.quiet)
     cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial)
     if args.out:
         cal.save(args.out)
@@ -274,7 +295,7 @@ def _calibrate_validate(args: argparse.Namespace, storage: str) -> int:
 
 
 COMMANDS = {
-    "recommend": cmd_recommend, "profile": cmd_profile, "train": cmd_train, "report": cmd_report,
+    "recommend": cmd_recommend, "profile": cmd_profile, "train": cmd_train, "tune": cmd_tune, "report": cmd_report,
     "reference build": cmd_reference_build, "reference show": cmd_reference_show,
     "bench run": cmd_bench, "bench status": cmd_bench_status, "bench outputs": cmd_bench_outputs,
     "calibrate": cmd_calibrate,

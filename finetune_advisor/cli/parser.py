@@ -29,6 +29,17 @@ EPILOG_TRAIN = """examples:
   finetune-advisor train data/pets --config config.json --out runs/pets
 """
 
+EPILOG_TUNE = """examples:
+  finetune-advisor tune data/pets --budget 5x --out tune/pets      # five runs' worth of the recommendation
+  finetune-advisor tune data/pets --budget 20m --trials 30         # 20 minutes of wall-clock, at most 30 trials
+  finetune-advisor tune data/pets --config config.json --out tune/pets          # start from a saved Config
+  finetune-advisor tune data/pets --out tune/pets                  # again: resumes (no trial lost or repeated)
+  finetune-advisor tune data/pets --storage postgresql://me@db/tune --budget 10x   # start a shared study,
+  finetune-advisor tune data/pets --storage postgresql://me@db/tune --worker       # then on each other machine
+  finetune-advisor train data/pets --config tune/pets/best_config.json --out runs/pets
+  finetune-advisor report data/pets --config config.json --tune tune/pets --out pets.html
+"""
+
 EPILOG_BENCH = """examples:
   finetune-advisor bench run --profile cpu --seeds 3            # the six stand-ins (+ your copies), resumable
   finetune-advisor bench run --study mine --storage postgresql://me@db/bench   # on each machine
@@ -92,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="finetune-advisor-run", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
+    _add_tune(sub, common)
     _add_bench(sub, common)
     _add_calibrate(sub, common)
 
@@ -103,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_recommend_args(p)
     p.add_argument("--run", help="a 'finetune-advisor train --out' folder: its curves and final metrics")
     p.add_argument("--bench", help="a benchmark output folder (heatmap.png, regret.csv)")
+    p.add_argument("--tune", help="a 'finetune-advisor tune --out' folder: the best config found, its trials "
+                                  "and Optuna's plots")
     p.add_argument("--out", help="report file (default: report.html, or report.md with --format md; "
                                  "with --json only when given)")
     p.add_argument("--format", choices=["html", "md"],
@@ -189,6 +203,30 @@ def _add_reference(sub, common) -> None:
     s.add_argument("--json", action="store_true")
 
 
+def _add_tune(sub, common) -> None:
+    p = _add(sub, "tune", "tune", common, EPILOG_TUNE,
+             "search around the recommendation for a better config, within a budget (Optuna: TPE, the "
+             "recommendation as trial 0, pruning per epoch; resumable, distributable)")
+    _add_dataset_args(p)
+    p.add_argument("--config", help="start from this Config JSON instead of recommending one (skips the "
+                                    "recommendation and its options)")
+    add_recommend_args(p)
+    p.add_argument("--budget", help="how much to spend: a multiple of one training run of the recommended config "
+                                    "(5x), or wall-clock time (20m, 90s, 2h) (default: the study's last, else 5x)")
+    p.add_argument("--trials", type=int, help="at most this many trials (all workers together)")
+    p.add_argument("--out", default="finetune-advisor-tune",
+                   help="output folder: best_config.json, trials.csv, tune.json, plots, and the default storage "
+                        "(default: %(default)s)")
+    p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///<out>/tune.db; postgresql://user@host/db "
+                                     "to share a study between machines)")
+    p.add_argument("--study", default="tune", help="study name (default: %(default)s)")
+    p.add_argument("--worker", action="store_true",
+                   help="join a study started elsewhere (same --storage and --study) and work on it")
+    p.add_argument("--heartbeat", type=int, default=60,
+                   help="heartbeat interval in seconds; a trial silent for two is retried (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def _add_bench(sub, common) -> None:
     p = _add(sub, "bench", None, common, EPILOG_BENCH,
              "the study's one-at-a-time sweep over the reference datasets (resumable, distributable)")
@@ -217,7 +255,8 @@ def _add_bench(sub, common) -> None:
     b.add_argument("--parameters", nargs="*", metavar="P",
                    help="parameters of the grid to vary (default: all; none: baselines and anchors only)")
     b.add_argument("--anchors", nargs="*", metavar="A",
-                   help="anchors to run (default: fastai_fine_tune lr_find_valley no_similarity_rule)")
+                   help="anchors to run (default: fastai_fine_tune lr_find_valley no_similarity_rule; "
+                        "tune@3x: finetune-advisor tune with a budget of 3 runs, its best trial's metric)")
     b.add_argument("--backbone", help="backbone for the recommendations (default: chosen by dataset size)")
     b.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     b.add_argument("--no-lr-finder", action="store_true",
@@ -251,6 +290,9 @@ def _add_calibrate(sub, common) -> None:
     c.add_argument("--backbone", help="backbone key the calibration holds for (default: read from the sweep)")
     c.add_argument("--partial", action="store_true",
                    help="fit on every dataset with results, even one whose grid is not complete")
+    c.add_argument("--measure", action="store_true",
+                   help="first measure, once per dataset, the predictors the sweep skipped (LR range test, fastai's "
+                        "valley, LogME, linear probe) with the sweep's backbone and profile; kept in the study")
     c.add_argument("--out", help="write the calibration file here (with --validate: the validation's output folder, "
                                  "default bench/<NAME>)")
     c.add_argument("--json", action="store_true", help="print the calibration (or the validation table) as JSON")

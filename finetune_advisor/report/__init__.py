@@ -1,8 +1,9 @@
 """One self-contained report of a recommendation: config, dataset, similarity, LR finder,
-training run, benchmark, warnings.
+training run, benchmark, tuning, warnings.
 
 :func:`build_report` turns a :class:`~finetune_advisor.recommend.Recommendation` (plus,
-optionally, a ``finetune-advisor train`` output folder and a benchmark folder) into a
+optionally, a ``finetune-advisor train`` output folder, a benchmark folder and a
+``finetune-advisor tune`` folder) into a
 :class:`Report`: a list of :class:`Section` s holding plain data -- facts, tables, figures
 (PNG/JPEG bytes), thumbnail galleries and bullet lists. Renderers turn it into text:
 
@@ -19,13 +20,13 @@ Modules: ``model`` (the data model), ``build`` (assembly), ``sections`` / ``data
 (+ ``style.css``), ``markdown``, ``write``.
 
 Section ids (stable: used as HTML ids, Markdown anchors and JSON keys): ``config``,
-``profile``, ``similarity``, ``lr-finder``, ``training``, ``benchmark``, ``warnings``. Every
+``profile``, ``similarity``, ``lr-finder``, ``training``, ``benchmark``, ``tune``, ``warnings``. Every
 section is always present; a section without its input says what is missing and how to
 provide it.
 
 >>> from finetune_advisor.report import SECTION_IDS
 >>> SECTION_IDS
-('config', 'profile', 'similarity', 'lr-finder', 'training', 'benchmark', 'warnings')
+('config', 'profile', 'similarity', 'lr-finder', 'training', 'benchmark', 'tune', 'warnings')
 """
 from .build import build_report, load_recommendation
 from .dataset import MAX_GALLERY_CLASSES, THUMBS_PER_CLASS  # noqa: F401  (tests and callers size galleries by them)

@@ -1,5 +1,5 @@
 """Assemble a :class:`~finetune_advisor.report.model.Report` from a recommendation and the
-optional training-run and benchmark folders (:func:`build_report`), and rebuild a
+optional training-run, benchmark and tune folders (:func:`build_report`), and rebuild a
 recommendation from a saved Config (:func:`load_recommendation`)."""
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from ..data import DatasetProfile, profile_dataset, read_dataset
 from ..exceptions import ConfigError
 from ..recommend import Recommendation
 from ..train import RunFolderError, read_run
+from ..tune.result import TuneFolderError, read_tune
 from .dataset import profile_section
 from .model import Report, ReportInputError
-from .outputs import bench_section, training_section
+from .outputs import bench_section, training_section, tune_section
 from .sections import (config_section, far_of, lr_section, similarity_section, summary,
                        warnings_section)
 
 
 def build_report(rec: Recommendation, *, run_dir: str | os.PathLike | None = None,
                  bench: str | os.PathLike | None = None, title: str | None = None,
-                 seed: int = 0) -> Report:
+                 seed: int = 0, tune: str | os.PathLike | None = None) -> Report:
     """Gather everything a report shows, from a recommendation and optional run/bench folders.
 
     Parameters
@@ -39,6 +40,8 @@ def build_report(rec: Recommendation, *, run_dir: str | os.PathLike | None = Non
         A benchmark output folder holding ``heatmap.png`` and ``regret.csv`` (or ``regret.json``).
     title : str, optional
         Default: "Fine-tuning report: <dataset folder name>".
+    tune : path, optional
+        A ``finetune-advisor tune --out`` folder (``tune.json``, ``trials.csv``, the plots).
     seed : int, default=0
         Which images are sampled for thumbnails and headers.
 
@@ -49,7 +52,8 @@ def build_report(rec: Recommendation, *, run_dir: str | os.PathLike | None = Non
     Raises
     ------
     ReportInputError
-        ``run_dir`` or ``bench`` is not a folder, or ``run_dir`` holds no training output.
+        ``run_dir``, ``bench`` or ``tune`` is not a folder, or ``run_dir`` (``tune``) holds no
+        training (tune) output.
 
     Examples
     --------
@@ -71,6 +75,11 @@ def build_report(rec: Recommendation, *, run_dir: str | os.PathLike | None = Non
         run = read_run(run_path) if run_path is not None else None
     except RunFolderError as exc:
         raise ReportInputError(f"--run: {exc.message}", path=exc.path, hint=exc.hint) from None
+    tune_path = _check_folder(tune, "--tune", "tune folder (from `finetune-advisor tune --out DIR`)")
+    try:
+        tuned = read_tune(tune_path) if tune_path is not None else None
+    except TuneFolderError as exc:
+        raise ReportInputError(f"--tune: {exc.message}", path=exc.path, hint=exc.hint) from None
 
     name = _dataset_name(profile)
     sections = [
@@ -80,6 +89,7 @@ def build_report(rec: Recommendation, *, run_dir: str | os.PathLike | None = Non
         lr_section(lr, config, far_of(similarity, m)),
         training_section(run, config),
         bench_section(bench_path),
+        tune_section(tuned),
         warnings_section(profile, config, similarity, lr, rec.backbone, run_given=run is not None,
                          run_beats_baseline=(run.result or {}).get("beats_baseline") if run is not None else None),
     ]

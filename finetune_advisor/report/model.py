@@ -14,7 +14,7 @@ from ..exceptions import FinetuneAdvisorError
 __all__ = ["SECTION_IDS", "FORMATS", "ReportInputError", "Figure", "Table", "Gallery", "Section", "Report"]
 
 # Stable: used as HTML ids, Markdown anchors and JSON keys.
-SECTION_IDS = ("config", "profile", "similarity", "lr-finder", "training", "benchmark", "warnings")
+SECTION_IDS = ("config", "profile", "similarity", "lr-finder", "training", "benchmark", "tune", "warnings")
 FORMATS = ("html", "md")
 
 

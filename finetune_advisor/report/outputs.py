@@ -1,6 +1,7 @@
 """The report's sections on other commands' outputs: a training run (read through
-:func:`finetune_advisor.train.read_run`, which owns the run folder) and a benchmark folder
-(``heatmap.png`` and the regret table, read through :mod:`finetune_advisor.bench.results`)."""
+:func:`finetune_advisor.train.read_run`, which owns the run folder), a benchmark folder
+(``heatmap.png`` and the regret table, read through :mod:`finetune_advisor.bench.results`) and a
+tune folder (read through :func:`finetune_advisor.tune.read_tune`)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from typing import Any, Mapping
 from ..bench.results import OUTPUT_FILES, read_regret
 from ..config import DECISION_FIELDS, Config
 from ..train import TrainRun
+from ..tune.result import TuneResult
 from ._format import finite, fmt_cell, fmt_value, is_number
 from .figures import draw_history
 from .model import Figure, Section, Table
@@ -155,3 +157,50 @@ def compact_regret(columns: list[str], rows: list[list[Any]]) -> tuple[list[str]
                     pm(d["regret"], None),
                     *[pm(d.get(f"margin_over_{a}"), d.get(f"margin_std_over_{a}")) for a in anchors]])
     return head, out
+
+
+# --- section 7: tune ------------------------------------------------------------------------
+
+def tune_section(result: TuneResult | None) -> Section:
+    """The best value against the recommendation's, the trials, Optuna's two figures."""
+    title = "Tuning"
+    if result is None:
+        return Section("tune", title, available=False, notes=[
+            "No tune folder given. Search around the recommendation with `finetune-advisor tune DATASET --budget 5x "
+            "--out tune/x`, then add `--tune tune/x` to the report command to show what it found here."])
+    folder = Path(result.files.get("result", ".")).parent
+    notes = [f"From {folder}: {result.n_trials} trial(s) of a budget of {result.budget}, trial 0 being the "
+             f"recommendation itself."] + list(result.notes)
+    facts = {"metric": result.metric}
+    if result.best_value is not None:
+        facts["best"] = f"{result.best_value:.4f} (trial {result.best_trial})"
+    if result.recommendation_value is not None:
+        facts["the recommendation"] = f"{result.recommendation_value:.4f} (trial {result.recommendation_trial})"
+    if result.improvement is not None:
+        facts["gain over the recommendation"] = f"{result.improvement:+.4f}"
+    facts["trials"] = f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed"
+    facts["time"] = f"{result.spent_s:.0f} s spent" + ("" if result.budget_s is None else
+                                                        f" of {result.budget_s:.0f} s ({result.budget})")
+    if result.best_config is not None and result.recommendation is not None:
+        diff = [f for f in DECISION_FIELDS if getattr(result.best_config, f) != getattr(result.recommendation, f)]
+        notes.append("The best config differs from the recommendation in: " + ", ".join(
+            f"{f} ({fmt_value(getattr(result.best_config, f))})" for f in diff) + "." if diff else
+            "The recommendation was the best config tried.")
+        if "best_config" in result.files:
+            notes.append(f"Train it with `finetune-advisor train DATASET --config {result.files['best_config']}`.")
+    figures = [Figure(f"tune_{Path(result.files[kind]).name}", Path(result.files[kind]).read_bytes(), "image/png",
+                      caption=caption, alt=caption)
+               for kind, caption in (("history_plot", "Optimisation history (Optuna)."),
+                                     ("importance_plot", "Parameter importances (Optuna, fANOVA)."))
+               if kind in result.files and Path(result.files[kind]).is_file()]
+    columns = ["trial", "state", "value", "lr", "fine_tune", "lr_ratio", "dropout_p1", "head_epochs",
+               "unfrozen_epochs", "epochs run", "seconds"]
+    keys = ["number", "state", "value", "lr", "fine_tune", "lr_ratio", "dropout_p1", "head_epochs",
+            "unfrozen_epochs", "epochs_run", "wall_time_s"]
+    rows = [[fmt_cell(r.get(k)) if r.get(k) is not None else "–" for k in keys] for r in result.trials]
+    highlight = [i for i, r in enumerate(result.trials[:MAX_TABLE_ROWS]) if r.get("number") == result.best_trial]
+    table = Table(columns, rows[:MAX_TABLE_ROWS], caption="Trials" + (
+        f" (first {MAX_TABLE_ROWS} of {len(rows)})" if len(rows) > MAX_TABLE_ROWS else ""),
+        highlight=highlight, css_class="history")
+    data = {k: v for k, v in result.to_dict().items() if k not in ("recommendation",)}
+    return Section("tune", title, notes=notes, facts=facts, figures=figures, tables=[table], data=data)

@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 
 from .._progress import fastai_ticker, is_terminal, progress_to_stderr
@@ -40,7 +40,7 @@ def _group_lrs(lr: float | slice, n_groups: int) -> list[float]:
 def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
           out_dir: str | os.PathLike | None = None, seed: int = 0, backbone: Backbone | None = None,
           weights=None, num_workers: int = 0, progress: bool = True,
-          max_images_per_class: int | None = None) -> TrainResult:
+          max_images_per_class: int | None = None, callbacks: Sequence = ()) -> TrainResult:
     """Fine-tune as ``config`` says and measure it.
 
     Phase 1 (``"frozen"``): ``fit_one_cycle(head_epochs, config.lr)`` with the body frozen.
@@ -73,6 +73,10 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
     max_images_per_class : int, optional
         See :func:`~finetune_advisor.learner.build_dataloaders` (``None``: the config
         profile's cap).
+    callbacks : sequence of fastai Callbacks, default=()
+        Added to both phases' ``fit_one_cycle`` (the same instances, so one can count epochs
+        across phases; e.g. :class:`finetune_advisor.tune.pruning.PruningCallback`). An exception
+        one raises ends the run and propagates.
 
     Returns
     -------
@@ -126,7 +130,7 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
         if config.head_epochs > 0:
             learn.fit_one_cycle(config.head_epochs, config.lr,
                                 cbs=[HistoryCallback(rows, FROZEN, 0, _group_lrs(config.lr, N_GROUPS)),
-                                     *ticker("head")])
+                                     *ticker("head"), *callbacks])
         if config.fine_tune != "none" and config.unfrozen_epochs > 0:
             if config.fine_tune == "last":
                 learn.freeze_to(-2)
@@ -135,7 +139,7 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
             lrs = slice(config.lr_finetune / config.lr_divisor, config.lr_finetune)
             learn.fit_one_cycle(config.unfrozen_epochs, lrs,
                                 cbs=[HistoryCallback(rows, UNFROZEN, len(rows), _group_lrs(lrs, N_GROUPS)),
-                                     *ticker("unfrozen")])
+                                     *ticker("unfrozen"), *callbacks])
 
     history, final = _history_and_final(rows, learn)
     if multi:
