@@ -18,6 +18,7 @@ from ..config import Config
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
+from .measure import measure_predictors, read_measured, with_measured
 from .model import Calibration
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
         info["profiles"].add(str((settings.get("profile") or {}).get("name", "?")))
         info["schedule"] = {k: v for k, v in (settings.get("profile") or {}).items() if k not in ("name",)}
         baselines = _baselines(study)
+        measured = read_measured(study)
         res = results_table(study)
         res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(CALIBRATION_PREFIX)]
         for ds, cfg in baselines.items():
-            ref = REFERENCE_DATASETS.get(ds)
-            if ref is not None and ref.smoke_test:
+            if _is_smoke_test(ds):
                 info["excluded"][ds] = "smoke test: too small to fit on"
                 continue
-            m = cfg.measurements
+            m = with_measured(cfg.measurements, measured.get(ds))
             if m.similarity is not None and m.similarity.backbone_key:
                 info["backbones"].add(m.similarity.backbone_key)
             features[ds] = {p: predictor_value(p, m) for p in FAMILY_PREDICTORS}
@@ -72,6 +73,25 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
     evidence = evidence[evidence["arm"].isin(list(ARMS))]
     features = {d: f for d, f in features.items() if d in set(evidence["dataset"])}
     return evidence, features, info
+
+
+def measure_study(study_name: str, storage: str | None = None, *, datasets: Sequence[str] | None = None,
+                  overwrite: bool = False, progress: bool = True, advise_fn=None) -> dict[str, Any]:
+    """Measure the predictors calibration sweep ``study_name`` skipped (LR range test, valley,
+    LogME, linear probe) on each of its datasets, once; see :mod:`.measure`."""
+    study = open_study(study_name, storage, create=False)
+    study = getattr(study, "study", study)
+    settings = study.user_attrs.get("settings") or {}
+    profile = str((settings.get("profile") or {}).get("config_profile", "cpu"))
+    paths = {name: info["path"] for name, info in (study.user_attrs.get("datasets") or {}).items()}
+    baselines = {d: c for d, c in _baselines(study).items() if d in paths and not _is_smoke_test(d)}
+    return measure_predictors(study, baselines, paths, profile=profile, datasets=datasets, overwrite=overwrite,
+                              progress=progress, advise_fn=advise_fn)
+
+
+def _is_smoke_test(dataset: str) -> bool:
+    ref = REFERENCE_DATASETS.get(dataset)
+    return ref is not None and ref.smoke_test
 
 
 def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbone: str | None = None,

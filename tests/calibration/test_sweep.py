@@ -77,3 +77,50 @@ def test_too_few_datasets_is_a_clear_error(tmp_path):
     bench.run_worker(study, run_trial_fn=fake_train, datasets=ds, progress=False)
     with pytest.raises(ConfigError, match="1 usable dataset"):
         calibrate(["small"], url)
+
+
+# --- predictors the sweep skipped, measured afterwards ----------------------------------------------
+
+FINDER = {"d1": -3.0, "d2": -4.5, "d3": -2.5, "d4": -4.0, "d5": -3.5}   # log10 of each pick; not in similarity order
+
+
+def test_measured_predictors_are_stored_once_and_can_win_the_fit(tmp_path):
+    from types import SimpleNamespace
+
+    from finetune_advisor.calibration.measure import read_measured
+    from finetune_advisor.calibration.sweep import measure_study
+
+    def train_follows_finder(config, dataset, *, fraction, seed, profile):   # best rate = finder x 10
+        metric = 0.9 - 0.1 * (math.log10(config.lr) - (FINDER[dataset.name] + 1.0)) ** 2
+        return {"metric": metric, "metric_name": "accuracy", "valid_loss": 1 - metric, "wall_time_s": 0.01}
+
+    calls = []
+
+    def fake_measure(path, **options):
+        name = Path(path).name
+        calls.append((name, options))
+        return SimpleNamespace(config=Config(measurements={
+            "lr_finder": {"lr": 10 ** FINDER[name], "index": 1, "fastai_valley": 10 ** (FINDER[name] - 1)},
+            "transferability": {"logme": 0.1, "probe_accuracy": 0.5}}))
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = bench.open_study("f", url)
+    datasets = []
+    for name in FINDER:
+        (tmp_path / name).mkdir()
+        datasets.append(bench.BenchDataset(name, tmp_path / name, False, "custom"))
+    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=(), advise_fn=fake_advise)
+    bench.run_worker(study, run_trial_fn=train_follows_finder, datasets=datasets, progress=False)
+
+    measure_study("f", url, progress=False, advise_fn=fake_measure)
+    measure_study("f", url, progress=False, advise_fn=fake_measure)     # stored: not measured again
+    assert sorted(n for n, _ in calls) == sorted(FINDER)
+    assert all(o["similarity"] is False and o["lr_finder"] is True and o["backbone"] for _, o in calls)
+    stored = read_measured(bench.open_study("f", url, create=False).study)
+    assert stored["d1"].lr_finder.lr == pytest.approx(10 ** FINDER["d1"])
+
+    cal = calibrate(["f"], url)
+    assert cal.family in ("linear:log10_finder_lr", "linear:log10_valley_lr")
+    assert cal.rule.log10_lr(FINDER["d3"] if cal.family.endswith("finder_lr") else FINDER["d3"] - 1) \
+        == pytest.approx(FINDER["d3"] + 1.0, abs=0.3)
+    assert cal.provenance["per_dataset"]["d2"]["predictors"]["logme"] == pytest.approx(0.1)
