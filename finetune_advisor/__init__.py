@@ -3,7 +3,7 @@
 >>> import finetune_advisor
 >>> sorted(finetune_advisor.__all__)  # doctest: +NORMALIZE_WHITESPACE
 ['AdviseOptions', 'Calibration', 'Config', 'FinetuneAdvisorError', 'Measurements', 'Recommendation',
- '__version__', 'advise', 'build_report', 'create_backbone', 'recommend', 'train']
+ 'TuneResult', '__version__', 'advise', 'build_report', 'create_backbone', 'recommend', 'train', 'tune']
 """
 __version__ = "0.2.0"     # first: modules that stamp outputs with it import it from here
 
@@ -15,6 +15,8 @@ from .measurements import Measurements  # noqa: E402
 # Bound after the submodule import on purpose: `finetune_advisor.recommend` is the function.
 from .recommend import AdviseOptions, Recommendation, advise, recommend  # noqa: E402
 from .train import train  # noqa: E402
+# Bound after the subpackage import, as recommend is: `finetune_advisor.tune` is the function.
+from .tune import TuneResult, tune  # noqa: E402
 
 
 def __getattr__(name: str):
@@ -27,4 +29,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["recommend", "advise", "AdviseOptions", "Recommendation", "Config", "Measurements", "Calibration",
-           "train", "build_report", "create_backbone", "FinetuneAdvisorError", "__version__"]
+           "train", "tune", "TuneResult", "build_report", "create_backbone", "FinetuneAdvisorError", "__version__"]

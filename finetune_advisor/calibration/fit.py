@@ -175,11 +175,31 @@ class LeaveOneOut:
     rules: Mapping[str, Mapping[str, CalibratedRule]]   # family -> left-out dataset -> rule
 
     def mean(self, family: str) -> float:
-        return float(np.mean(list(self.regrets[family].values())))
+        """Mean over the left-out datasets the rule could be scored on (a partial sweep may lack
+        the chosen arm's curve on one: NaN, skipped); inf when none could be."""
+        values = np.array(list(self.regrets[family].values()), dtype=float)
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if len(values) else math.inf
+
+    def standard_error(self, family: str) -> float:
+        """Standard error of :meth:`mean` over the left-out datasets."""
+        values = np.array(list(self.regrets[family].values()), dtype=float)
+        values = values[np.isfinite(values)]
+        return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.inf
 
     def best_family(self) -> str:
-        """Lowest mean leave-one-out regret; ties go to the simpler family (listed first)."""
-        return min(self.regrets, key=lambda f: (round(self.mean(f), 6), list(self.regrets).index(f)))
+        """The simplest family (listed first: the constant rate) whose mean leave-one-out regret
+        is within one standard error of the lowest (Breiman's one-standard-error rule).
+
+        Choosing among several families by the same dozen left-out datasets is itself a fit; a
+        line in a predictor has to beat the constant rate by more than the noise of that choice
+        before the advice depends on the predictor.
+        """
+        order = list(self.regrets)
+        best = min(order, key=lambda f: (round(self.mean(f), 6), order.index(f)))
+        se = self.standard_error(best)
+        limit = self.mean(best) + (se if math.isfinite(se) else 0.0)
+        return next(f for f in order if self.mean(f) <= limit + 1e-12)
 
     def table(self) -> "pd.DataFrame":
         import pandas as pd

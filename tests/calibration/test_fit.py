@@ -87,3 +87,23 @@ def test_kendall_tau_sign_follows_the_relation():
     taus = kendall_taus(Curves.from_evidence(ev), {d: {"similarity": v} for d, v in x.items()})
     assert taus["similarity"]["best_log10_lr"]["tau"] < -0.8
     assert taus["similarity"]["best_log10_lr"]["n"] == 5
+
+
+def test_leave_one_out_mean_skips_datasets_the_rule_cannot_be_scored_on():
+    from finetune_advisor.calibration.fit import LeaveOneOut
+
+    loo = LeaveOneOut({"constant": {"a": 0.1, "b": float("nan"), "c": 0.3}, "linear:x": {"a": float("nan")}}, {})
+    assert loo.mean("constant") == pytest.approx(0.2)
+    assert loo.mean("linear:x") == float("inf") and loo.best_family() == "constant"
+
+
+def test_a_predictor_must_beat_the_constant_rate_by_more_than_the_noise():
+    from finetune_advisor.calibration.fit import LeaveOneOut
+
+    constant = {"a": 0.02, "b": 0.06, "c": 0.01, "d": 0.05}
+    slightly_better = {d: v - 0.005 for d, v in constant.items()}     # within one standard error
+    loo = LeaveOneOut({"constant": constant, "linear:logme": slightly_better}, {})
+    assert loo.mean("linear:logme") < loo.mean("constant")
+    assert loo.best_family() == "constant"
+    much_better = {d: 0.001 for d in constant}
+    assert LeaveOneOut({"constant": constant, "linear:logme": much_better}, {}).best_family() == "linear:logme"

@@ -12,7 +12,7 @@ from finetune_advisor.config import Config
 from finetune_advisor.exceptions import ConfigError
 
 SIMILARITY = {"d1": 0.55, "d2": 0.65, "d3": 0.75, "d4": 0.85, "d5": 0.95}
-GRID = {arm: (-4.0, -3.0, -2.0, -1.0) for arm in ("lr_head_only", "lr_all_half")}
+GRID = {arm: (-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0) for arm in ("lr_head_only", "lr_all_half")}
 
 
 def best_log_lr(similarity: float) -> float:
@@ -53,7 +53,7 @@ def test_calibrate_recovers_the_rule_and_records_its_evidence(study_url, tmp_pat
     for d, s in SIMILARITY.items():
         assert cal.rule.log10_lr(s) == pytest.approx(best_log_lr(s), abs=0.35)
     p = cal.provenance
-    assert p["datasets"] == sorted(SIMILARITY) and p["n_trials"] == 5 * 8
+    assert p["datasets"] == sorted(SIMILARITY) and p["n_trials"] == 5 * 14
     assert p["loo_mean_regret"]["linear:similarity"] < p["loo_mean_regret"]["constant"]
     assert p["kendall_tau"]["similarity"]["best_log10_lr"]["tau"] < -0.8
     assert set(p["per_dataset"]["d1"]) >= {"best_cell", "fit_regret", "loo_regret"}

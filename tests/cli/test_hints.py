@@ -26,6 +26,7 @@ RAISED_BY = [
     ("bench/", ("bench run",)),
     ("calibration/sweep.py", ("calibrate",)),
     ("calibration/validate.py", ("calibrate",)),
+    ("tune/", ("tune",)),
     ("report/", ("report",)),
     ("train/", ("train",)),
     ("cli/", None),
