@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .._signals import deferred_interrupt
 from ..exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..recommend import Recommendation
 
-__all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials",
+__all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials", "claim_trial",
            "claim_lock", "keys_by_state", "normalise_storage_url", "CONNECT_TIMEOUT_S", "STATEMENT_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,22 @@ def claim_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def claim_trial(study: "BenchStudy") -> tuple[Any, int]:
+    """Claim the next trial (the oldest WAITING one, else a new one): ``(trial, trial_id)``.
+
+    ``ask()`` under :func:`claim_lock`, then at once the first heartbeat (from there on Optuna's
+    stale check covers the trial) and :data:`CLAIM_ATTR` (see :func:`requeue_dead_trials`).
+    Ctrl-C waits until the claim is whole: a half-made claim would stay RUNNING unseen."""
+    rdb = study.storage
+    with deferred_interrupt(), claim_lock(study.url), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
+        trial = study.ask()
+        trial_id = rdb.get_trial_id_from_study_id_trial_number(study.study_id, trial.number)
+        rdb.record_heartbeat(trial_id)
+        trial.set_user_attr(CLAIM_ATTR, trial.number)
+    return trial, trial_id
 
 
 def keys_by_state(study) -> dict[str, dict[str, int]]:

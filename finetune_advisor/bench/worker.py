@@ -9,7 +9,6 @@ import logging
 import math
 import numbers
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -22,8 +21,8 @@ from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
 from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
 from .results import write_outputs
-from .storage import (CLAIM_ATTR, BenchStudy, Heartbeat, claim_lock, keys_by_state, open_study,
-                      requeue_dead_trials, study_status)
+from .storage import (BenchStudy, Heartbeat, claim_trial, keys_by_state, open_study, requeue_dead_trials,
+                      study_status)
 from .trials import advise_baseline, train_trial
 
 __all__ = ["prepare_study", "run_worker", "run_bench", "check_fractions", "check_seeds"]
@@ -151,8 +150,8 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
 
     Trials of killed workers are failed first and re-queued by the storage's
     ``RetryHeartbeatStaleTrialCallback`` (see :func:`requeue_dead_trials`). Each trial is
-    claimed with ``study.ask()`` (under a file lock on SQLite, see :func:`claim_lock`), gets
-    its first heartbeat and :data:`CLAIM_ATTR` at once, keeps a heartbeat while it trains, and
+    claimed by :func:`~.storage.claim_trial` (``ask()`` under SQLite's file lock, first
+    heartbeat and claim mark at once), keeps a heartbeat while it trains, and
     is finished with ``study.tell``. A claimed trial whose key is already COMPLETE, or RUNNING
     under a lower number, is pruned unrun. ``run_trial_fn(config, dataset, *, fraction, seed,
     profile) -> dict`` (with ``metric``) defaults to :func:`train_trial`; a ``tune@Nx`` anchor's
@@ -175,13 +174,7 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
 
     def run_one() -> None:
         requeue_dead_trials(study, study_id)
-        # Ctrl-C waits until the claim is whole: a half-made claim would stay RUNNING
-        with deferred_interrupt(), claim_lock(study.url), warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
-            trial = study.ask()
-            trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
-            trial.set_user_attr(CLAIM_ATTR, trial.number)
+        trial, trial_id = claim_trial(study)
         try:
             run_claimed(trial, trial_id)
         except KeyboardInterrupt:  # not left RUNNING: failed now, re-queued by the next run

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from .._progress import Ticker, progress_to_stderr
 from .._signals import deferred_interrupt
 from ..backbones import Backbone, create_backbone
-from ..bench.storage import CLAIM_ATTR, BenchStudy, Heartbeat, claim_lock, open_study, requeue_dead_trials
+from ..bench.storage import BenchStudy, Heartbeat, claim_trial, open_study, requeue_dead_trials
 from ..config import Config
 from ..data import Dataset, read_dataset
 from ..exceptions import ConfigError
@@ -272,12 +271,7 @@ def _run_one(run: _Run, led: Ledger) -> None:
     from optuna.trial import TrialState
 
     study, rdb = run.study, run.study.storage
-    with deferred_interrupt(), claim_lock(study.url), warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
-        trial = study.ask()
-        trial_id = rdb.get_trial_id_from_study_id_trial_number(run.study_id, trial.number)
-        rdb.record_heartbeat(trial_id)     # from here on Optuna's stale check covers it
-        trial.set_user_attr(CLAIM_ATTR, trial.number)
+    trial, trial_id = claim_trial(study)
     try:
         with Heartbeat(rdb, trial_id, study.heartbeat_interval):
             _train_claimed(run, trial, led)
