@@ -108,7 +108,7 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     evidence, features, info = sweep_evidence(studies)
     held_out = set(exclude)
     for ds in sorted(held_out):
-        info["excluded"][ds] = "held out (leave-one-dataset-out validation)"
+        info["excluded"][ds] = "held out (exclude=: a leave-one-dataset-out fit, or by request)"
     evidence = evidence[~evidence["dataset"].isin(held_out)]
     features = {d: f for d, f in features.items() if d not in held_out}
     if complete_only and not evidence.empty:

@@ -259,7 +259,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         pick_torch_threads()
         for name in args.study:
             measure_study(name, storage, progress=not args.quiet)
-    cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial)
+    cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial, exclude=args.exclude)
     if args.out:
         cal.save(args.out)
     if args.json:

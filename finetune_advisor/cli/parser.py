@@ -290,6 +290,8 @@ def _add_calibrate(sub, common) -> None:
     c.add_argument("--backbone", help="backbone key the calibration holds for (default: read from the sweep)")
     c.add_argument("--partial", action="store_true",
                    help="fit on every dataset with results, even one whose grid is not complete")
+    c.add_argument("--exclude", nargs="+", default=(), metavar="DATASET",
+                   help="fit without these datasets (listed as excluded in the calibration's provenance)")
     c.add_argument("--measure", action="store_true",
                    help="first measure, once per dataset, the predictors the sweep skipped (LR range test, fastai's "
                         "valley, LogME, linear probe) with the sweep's backbone and profile; kept in the study")

@@ -52,3 +52,14 @@ def test_no_shipped_calibration_says_why_and_how(monkeypatch, tmp_path):
     cal, why = find_calibration("mynet", "paper")
     assert cal is None and "no calibration for backbone 'mynet' at profile 'paper'" in why
     assert "finetune-advisor calibrate" in why
+
+
+def test_every_shipped_calibration_loads_and_is_found_for_what_it_holds():
+    from finetune_advisor.calibration import shipped_calibrations
+
+    for cal in shipped_calibrations():
+        assert find_calibration(cal.backbone, cal.profile) == (cal, None)
+        p = cal.provenance
+        assert len(p["datasets"]) >= 3 and p["n_trials"] > 0 and p["loo_mean_regret"]
+        assert "amazon" not in p["datasets"]                 # a smoke test is never fitted on
+        assert cal.family in p["loo_mean_regret"]

@@ -124,3 +124,10 @@ def test_measured_predictors_are_stored_once_and_can_win_the_fit(tmp_path):
     assert cal.rule.log10_lr(FINDER["d3"] if cal.family.endswith("finder_lr") else FINDER["d3"] - 1) \
         == pytest.approx(FINDER["d3"] + 1.0, abs=0.3)
     assert cal.provenance["per_dataset"]["d2"]["predictors"]["logme"] == pytest.approx(0.1)
+
+
+def test_calibrate_command_can_leave_datasets_out(study_url, tmp_path, capsys):
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--study", "cal", "--storage", study_url, "--exclude", "d5", "--out", str(out), "-q"]) == 0
+    p = Calibration.load(out).provenance
+    assert "d5" not in p["datasets"] and "held out" in p["excluded"]["d5"]
