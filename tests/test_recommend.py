@@ -188,3 +188,28 @@ def test_cli_picks_the_thread_count_and_says_so_in_debug(folder, caplog, monkeyp
         assert "torch threads: 1 (OMP_NUM_THREADS=1 is set)" in caplog.text
     finally:
         torch.set_num_threads(1)
+
+
+def test_calibrated_policy_end_to_end_and_its_fallback(folder, tmp_path, capsys):
+    from finetune_advisor.calibration import Calibration
+    from finetune_advisor.heuristics.policies import CalibratedRule
+
+    # a random-init backbone has its own key: a calibration holds for the weights it was fitted with
+    cal = Calibration(CalibratedRule("all_tenth", -2.0), backbone="resnet18-random", profile="cpu",
+                      schedule={"image_size": 64}, family="constant",
+                      provenance={"datasets": ["a", "b", "c"], "n_trials": 63})
+    path = cal.save(tmp_path / "r18.json")
+    cfg = recommend(folder, calibration=str(path), **FAST)
+    m = cfg.measurements
+    assert m.policy == "calibrated" and cfg.lr == pytest.approx(0.01) and cfg.lr_finetune == pytest.approx(0.001)
+    assert cfg.fine_tune == "all"
+    assert cfg.reasons["lr"].startswith("calibrated (calibrated on 3 datasets, backbone resnet18-random, profile cpu")
+    assert set(m.alternatives["study"]) >= {"lr", "lr_finetune", "fine_tune"}     # the study's choice, kept
+    # the study policy, asked for, is the published rules: the finder's rate (no similarity: no / 10)
+    study = recommend(folder, calibration=str(path), policy="study", **FAST)
+    assert study.measurements.policy == "study" and study.lr == pytest.approx(study.measurements.lr_finder.lr,
+                                                                                rel=0.05)
+    # a calibration for another backbone is refused in one line
+    assert main(["recommend", str(folder), *CLI_FAST, "--backbone", "resnet34", "--calibration", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "backbone 'resnet18-random', not 'resnet34-random'" in err[0]
