@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 FAMILY_PREDICTORS = ("similarity", "log10_finder_lr", "log10_valley_lr", "log10_images_per_class",
                      "logme", "probe_accuracy")
 INTERCEPT_STEP = 0.05            # log10 lr resolution of the grid search
+# The fit scores a rate by its regret averaged over these offsets (decades): a user's dataset
+# has its optimum somewhere near the fitted rate, not exactly on it, so a broad plateau beats a
+# sharp peak of the same height; linear interpolation between grid points also favours the
+# grid points themselves, which this evens out. Leave-one-out scores the exact rate.
+ROBUST_OFFSETS = (-0.25, 0.0, 0.25)
 SLOPES = tuple(np.round(np.arange(-3.0, 3.0001, 0.1), 2))   # per unit of the (standardised) predictor
 
 
@@ -124,11 +129,13 @@ def families(features: Mapping[str, Mapping[str, float | None]]) -> list[str]:
 
 
 def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]], family: str,
-               arms: Sequence[str] | None = None) -> FamilyFit:
+               arms: Sequence[str] | None = None, offsets: Sequence[float] = ROBUST_OFFSETS) -> FamilyFit:
     """Grid-search the family's parameters (arm, intercept, slope) to the lowest mean regret.
 
     The predictor is centred at its mean and the slope searched per standard deviation, then
-    expressed in the predictor's own units, so a rule reads "10^(a + b × (x − centre))".
+    expressed in the predictor's own units, so a rule reads "10^(a + b × (x − centre))". A rate
+    is scored by its regret averaged over :data:`ROBUST_OFFSETS` around it (``offsets=(0,)``:
+    the regret at the rate alone); the reported regrets are at the rate itself.
     """
     predictor = _predictor_of(family)
     datasets = curves.datasets
@@ -149,10 +156,15 @@ def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]
     for arm in arms:
         for b in slopes:
             # rates per (intercept, dataset); regret per dataset read off its curve
-            rates = np.clip(intercepts[:, None] + b * z[None, :], lo, hi)
-            regret = np.stack([curves.best[d] - np.interp(rates[:, j], curves.rates[(d, arm)], curves.scores[(d, arm)])
-                               if (d, arm) in curves.rates else np.full(len(intercepts), np.inf)
-                               for j, d in enumerate(datasets)], axis=1)
+            centre_rates = intercepts[:, None] + b * z[None, :]
+            regret = np.zeros_like(centre_rates)
+            for offset in offsets:
+                rates = np.clip(centre_rates + offset, lo, hi)
+                regret += np.stack([curves.best[d] - np.interp(rates[:, j], curves.rates[(d, arm)],
+                                                               curves.scores[(d, arm)])
+                                    if (d, arm) in curves.rates else np.full(len(intercepts), np.inf)
+                                    for j, d in enumerate(datasets)], axis=1)
+            regret /= len(offsets)
             mean = regret.mean(axis=1)
             i = int(np.argmin(mean))
             # ties: prefer the flatter line (fewer effective parameters)

@@ -107,3 +107,17 @@ def test_a_predictor_must_beat_the_constant_rate_by_more_than_the_noise():
     assert loo.best_family() == "constant"
     much_better = {d: 0.001 for d in constant}
     assert LeaveOneOut({"constant": constant, "linear:logme": much_better}, {}).best_family() == "linear:logme"
+
+
+def test_the_fit_prefers_a_broad_plateau_to_a_sharp_peak_of_the_same_height():
+    rates = [-3.0, -2.5, -2.0, -1.5, -1.0]
+    rows = []
+    for d in "abc":
+        for lr, sharp, broad in zip(rates, (0.5, 0.9, 0.5, 0.5, 0.5), (0.5, 0.6, 0.88, 0.88, 0.88)):
+            rows += [{"dataset": d, "arm": "all_half", "log10_lr": lr, "score": sharp},
+                     {"dataset": d, "arm": "all_tenth", "log10_lr": lr, "score": broad}]
+    curves = Curves.from_evidence(pd.DataFrame(rows))
+    robust = fit_family(curves, {d: {} for d in "abc"}, "constant")
+    assert robust.rule.arm == "all_tenth" and -2.0 <= robust.rule.intercept <= -1.5
+    exact = fit_family(curves, {d: {} for d in "abc"}, "constant", offsets=(0.0,))
+    assert exact.rule.arm == "all_half" and exact.rule.intercept == pytest.approx(-2.5)
