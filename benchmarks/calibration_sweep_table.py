@@ -55,8 +55,8 @@ def to_markdown(t: pd.DataFrame) -> str:
     for ds, r in t.iterrows():
         cells = [f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols]
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
-    single = t[t["score"] == "accuracy"]
-    lines.append(f"| **mean, single-label ({len(single)})** | | | | "
+    single = t[(t["score"] == "accuracy") & t[["fine_tune", "study (no finder)"]].notna().all(axis=1)]
+    lines.append(f"| **mean, single-label with every column ({len(single)})** | | | | "
                  + " | ".join(f"**{single[c].mean():.3f}**" for c in ("fine_tune", "study (no finder)", "calibrated (LOO)",
                                                                        "best cell")) + " | |")
     return "\n".join(lines)
