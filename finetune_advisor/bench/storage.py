@@ -114,9 +114,10 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
         try:
             rdb = make_storage()
         except Exception as exc:
-            # two workers opening a new database at once both create its tables; the loser's
-            # "table ... already exists" only means the other one got there first
-            if not (_is_db_error(exc) and "already exists" in str(exc)):
+            # two processes opening a new database at once both create its tables and stamp its
+            # schema version; the loser's "table ... already exists" or "UNIQUE constraint failed:
+            # alembic_version" only means the other one got there first
+            if not (_is_db_error(exc) and ("already exists" in str(exc) or "UNIQUE constraint" in str(exc))):
                 raise
             time.sleep(1.0)
             rdb = make_storage()
