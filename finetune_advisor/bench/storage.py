@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .._signals import deferred_interrupt
+from ..config import Config
 from ..exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..recommend import Recommendation
 
 __all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials", "claim_trial",
+           "baseline_attr", "read_baselines",
            "claim_lock", "keys_by_state", "normalise_storage_url", "CONNECT_TIMEOUT_S", "STATEMENT_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
@@ -273,6 +275,26 @@ def claim_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+BASELINE_PREFIX = "baseline:"
+
+
+def baseline_attr(dataset: str, fraction: float) -> str:
+    """The study user attr that holds the baseline Config of ``dataset`` at ``fraction``.
+
+    >>> baseline_attr("pets", 1.0), baseline_attr("pets", 0.2)
+    ('baseline:pets|1', 'baseline:pets|0.2')
+    """
+    return f"{BASELINE_PREFIX}{dataset}|{fraction:g}"
+
+
+def read_baselines(study, fraction: float = 1.0) -> dict[str, Config]:
+    """Dataset name -> the baseline Config a study stored for ``fraction`` (an Optuna study or
+    a :class:`BenchStudy`)."""
+    suffix = baseline_attr("", fraction)[len(BASELINE_PREFIX):]
+    return {key[len(BASELINE_PREFIX):-len(suffix)]: Config.from_json(text)
+            for key, text in study.user_attrs.items() if key.startswith(BASELINE_PREFIX) and key.endswith(suffix)}
 
 
 def claim_trial(study: "BenchStudy") -> tuple[Any, int]:

@@ -21,7 +21,7 @@ from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
 from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
 from .results import write_outputs
-from .storage import (BenchStudy, Heartbeat, claim_trial, keys_by_state, open_study, requeue_dead_trials,
+from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, requeue_dead_trials,
                       study_status)
 from .trials import advise_baseline, train_trial
 
@@ -91,7 +91,7 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
             log.warning("bench: %s is missing (%s); it is reported, not faked", d.name, d.note)
             continue
         for f in fractions:
-            ak = f"baseline:{d.name}|{f:g}"
+            ak = baseline_attr(d.name, f)
             if ak in attrs:
                 baselines[(d.name, f)] = Config.from_json(attrs[ak])
                 continue

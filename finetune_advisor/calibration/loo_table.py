@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .._io import to_jsonable, write_text_atomic
+from ..bench.storage import baseline_attr
 from ..config import Config
 from ..exceptions import ConfigError
 from .model import Calibration
@@ -233,7 +234,7 @@ def validation_table(study) -> ValidationTable:
     res = res[(res["fraction"] == 1.0) & res["label"].isin(list(label_role))]
     multi_label, info = {}, {}
     for ds in plan["datasets"]:
-        text = attrs.get(f"baseline:{ds}|1")
+        text = attrs.get(baseline_attr(ds, 1.0))
         baseline = Config.from_json(text) if text else None
         multi_label[ds] = bool(baseline.multi_label) if baseline else bool(
             (attrs.get("datasets") or {}).get(ds, {}).get("multi_label"))

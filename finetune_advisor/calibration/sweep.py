@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..bench import REFERENCE_DATASETS, open_study, results_table
 from ..bench.grid import CALIBRATION_PREFIX
-from ..config import Config
+from ..bench.storage import read_baselines
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
@@ -24,15 +24,6 @@ from .model import Calibration
 if TYPE_CHECKING:
     import pandas as pd
 
-
-
-def _baselines(study) -> dict[str, Config]:
-    """The study's baseline Config per dataset at fraction 1 (measurements and label type)."""
-    out = {}
-    for key, text in study.user_attrs.items():
-        if key.startswith("baseline:") and key.endswith("|1"):
-            out[key[len("baseline:"):-2]] = Config.from_json(text)
-    return out
 
 
 def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, dict[str, float | None]], dict]:
@@ -47,7 +38,7 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
         info["studies"].append(study.study_name)
         info["profiles"].add(str((settings.get("profile") or {}).get("name", "?")))
         info["schedule"] = {k: v for k, v in (settings.get("profile") or {}).items() if k not in ("name",)}
-        baselines = _baselines(study)
+        baselines = read_baselines(study)
         measured = read_measured(study)
         res = results_table(study)
         res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(CALIBRATION_PREFIX)]
@@ -84,7 +75,7 @@ def measure_study(study_name: str, storage: str | None = None, *, datasets: Sequ
     settings = study.user_attrs.get("settings") or {}
     profile = str((settings.get("profile") or {}).get("config_profile", "cpu"))
     paths = {name: info["path"] for name, info in (study.user_attrs.get("datasets") or {}).items()}
-    baselines = {d: c for d, c in _baselines(study).items() if d in paths and not _is_smoke_test(d)}
+    baselines = {d: c for d, c in read_baselines(study).items() if d in paths and not _is_smoke_test(d)}
     return measure_predictors(study, baselines, paths, profile=profile, datasets=datasets, overwrite=overwrite,
                               progress=progress, advise_fn=advise_fn)
 

@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..bench import REFERENCE_DATASETS, BenchDataset, open_study, resolve_datasets
 from ..bench.grid import CALIBRATION_PREFIX, BenchProfile, TrialSpec, calibration_config
-from ..bench.storage import BenchStudy, normalise_storage_url
+from ..bench.storage import BenchStudy, normalise_storage_url, read_baselines
 from ..bench.worker import check_seeds, prepare_study
 from ..config import Config
 from ..exceptions import CalibrationError, ConfigError
@@ -135,9 +135,8 @@ def _sweep(names: Sequence[str], storage: str | None) -> dict[str, Any]:
         seeds.update(int(s) for s in settings.get("seeds", ()))
         for ds, info in (attrs.get("datasets") or {}).items():
             paths.setdefault(ds, info)
-        for key, text in attrs.items():
-            if key.startswith("baseline:"):
-                backbones.setdefault(key[len("baseline:"):].split("|")[0], Config.from_json(text).backbone)
+        for ds, baseline in read_baselines(study).items():
+            backbones.setdefault(ds, baseline.backbone)
     if not profiles or any(p != profiles[0] for p in profiles):
         raise ConfigError(f"the calibration studies {list(names)} do not share one bench profile",
                           hint="validate the sweeps of one protocol at a time")
