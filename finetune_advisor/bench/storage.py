@@ -13,10 +13,11 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .._signals import deferred_interrupt
 from ..config import Config
+from .datasets import BenchDataset
 from ..exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -295,6 +296,23 @@ def read_baselines(study, fraction: float = 1.0) -> dict[str, Config]:
     suffix = baseline_attr("", fraction)[len(BASELINE_PREFIX):]
     return {key[len(BASELINE_PREFIX):-len(suffix)]: Config.from_json(text)
             for key, text in study.user_attrs.items() if key.startswith(BASELINE_PREFIX) and key.endswith(suffix)}
+
+
+DATASETS_ATTR = "datasets"
+
+
+def write_datasets(study, datasets: "Iterable[BenchDataset]") -> None:
+    """Store where each available dataset was read (path, origin, multi-label) as the study's
+    ``datasets`` attr, for workers and readers that were not given the list."""
+    study.set_user_attr(DATASETS_ATTR, {d.name: {"path": str(d.path), "origin": d.origin, "multi_label": d.multi_label}
+                                        for d in datasets if d.available})
+
+
+def read_datasets(study) -> dict[str, BenchDataset]:
+    """Dataset name -> the :class:`BenchDataset` a study stored with :func:`write_datasets` (an
+    Optuna study or a :class:`BenchStudy`). The path is as stored: it may not exist here."""
+    return {name: BenchDataset(name, Path(info["path"]), info.get("multi_label"), info.get("origin", "custom"))
+            for name, info in (study.user_attrs.get(DATASETS_ATTR) or {}).items()}
 
 
 def claim_trial(study: "BenchStudy") -> tuple[Any, int]:

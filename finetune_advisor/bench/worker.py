@@ -21,8 +21,8 @@ from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
 from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
 from .results import write_outputs
-from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, requeue_dead_trials,
-                      study_status)
+from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, read_datasets,
+                      requeue_dead_trials, study_status, write_datasets)
 from .trials import advise_baseline, train_trial
 
 __all__ = ["prepare_study", "run_worker", "run_bench", "check_fractions", "check_seeds"]
@@ -82,8 +82,7 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
         study.set_user_attr("settings", settings)
     missing = [d for d in datasets if not d.available]
     study.set_user_attr("missing_datasets", {d.name: d.note for d in missing})
-    study.set_user_attr("datasets", {d.name: {"path": str(d.path), "origin": d.origin,
-                                              "multi_label": d.multi_label} for d in datasets if d.available})
+    write_datasets(study, datasets)
     baselines: dict[tuple[str, float], Config] = {}
     failed: dict[str, str] = {}
     for d in datasets:
@@ -136,11 +135,7 @@ def _needs_enqueue(study: BenchStudy, specs: Sequence[TrialSpec], max_failures: 
 
 
 def _datasets_of(study: BenchStudy, datasets: Sequence[BenchDataset] | None) -> dict[str, BenchDataset]:
-    out = {d.name: d for d in (datasets or []) if d.available}
-    for name, info in (study.user_attrs.get("datasets") or {}).items():
-        if name not in out:
-            out[name] = BenchDataset(name, Path(info["path"]), info.get("multi_label"), info.get("origin", "custom"))
-    return out
+    return {**read_datasets(study), **{d.name: d for d in (datasets or []) if d.available}}
 
 
 def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,

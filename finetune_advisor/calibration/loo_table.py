@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .._io import to_jsonable, write_text_atomic
-from ..bench.storage import baseline_attr
+from ..bench.storage import baseline_attr, read_datasets
 from ..config import Config
 from ..exceptions import ConfigError
 from .model import Calibration
@@ -230,14 +230,15 @@ def validation_table(study) -> ValidationTable:
         raise ConfigError(f"the study {study.study_name!r} is not a leave-one-dataset-out validation",
                           hint="prepare one with 'finetune-advisor calibrate --study CALIB --validate NAME'")
     label_role = {label: role for role, label in ROLES.items()}
+    stored_datasets = read_datasets(study)
     res = results_table(study)
     res = res[(res["fraction"] == 1.0) & res["label"].isin(list(label_role))]
     multi_label, info = {}, {}
     for ds in plan["datasets"]:
         text = attrs.get(baseline_attr(ds, 1.0))
         baseline = Config.from_json(text) if text else None
-        multi_label[ds] = bool(baseline.multi_label) if baseline else bool(
-            (attrs.get("datasets") or {}).get(ds, {}).get("multi_label"))
+        where = stored_datasets.get(ds)
+        multi_label[ds] = bool(baseline.multi_label) if baseline else bool(where and where.multi_label)
         d: dict[str, Any] = {}
         stored = attrs.get(LOO_PREFIX + ds)
         if stored:

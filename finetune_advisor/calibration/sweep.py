@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..bench import REFERENCE_DATASETS, open_study, results_table
 from ..bench.grid import CALIBRATION_PREFIX
-from ..bench.storage import read_baselines
+from ..bench.storage import read_baselines, read_datasets
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
@@ -74,7 +74,7 @@ def measure_study(study_name: str, storage: str | None = None, *, datasets: Sequ
     study = getattr(study, "study", study)
     settings = study.user_attrs.get("settings") or {}
     profile = str((settings.get("profile") or {}).get("config_profile", "cpu"))
-    paths = {name: info["path"] for name, info in (study.user_attrs.get("datasets") or {}).items()}
+    paths = {name: str(where.path) for name, where in read_datasets(study).items()}
     baselines = {d: c for d, c in read_baselines(study).items() if d in paths and not _is_smoke_test(d)}
     return measure_predictors(study, baselines, paths, profile=profile, datasets=datasets, overwrite=overwrite,
                               progress=progress, advise_fn=advise_fn)

@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..bench import REFERENCE_DATASETS, BenchDataset, open_study, resolve_datasets
 from ..bench.grid import CALIBRATION_PREFIX, BenchProfile, TrialSpec, calibration_config
-from ..bench.storage import BenchStudy, normalise_storage_url, read_baselines
+from ..bench.storage import BenchStudy, normalise_storage_url, read_baselines, read_datasets
 from ..bench.worker import check_seeds, prepare_study
 from ..config import Config
 from ..exceptions import CalibrationError, ConfigError
@@ -133,8 +133,8 @@ def _sweep(names: Sequence[str], storage: str | None) -> dict[str, Any]:
         if settings.get("profile"):
             profiles.append(settings["profile"])
         seeds.update(int(s) for s in settings.get("seeds", ()))
-        for ds, info in (attrs.get("datasets") or {}).items():
-            paths.setdefault(ds, info)
+        for ds, where in read_datasets(study).items():
+            paths.setdefault(ds, where)
         for ds, baseline in read_baselines(study).items():
             backbones.setdefault(ds, baseline.backbone)
     if not profiles or any(p != profiles[0] for p in profiles):
@@ -144,19 +144,18 @@ def _sweep(names: Sequence[str], storage: str | None) -> dict[str, Any]:
             "all_datasets": sorted(paths)}
 
 
-def _bench_datasets(names: Sequence[str], known: Mapping[str, Mapping[str, Any]]) -> list[BenchDataset]:
+def _bench_datasets(names: Sequence[str], known: Mapping[str, BenchDataset]) -> list[BenchDataset]:
     """The validated datasets where the sweep read them (else the registry's resolution)."""
     out = []
     for name in names:
-        info = known.get(name) or {}
-        path = Path(info["path"]) if info.get("path") else None
-        if path is not None and path.exists():
-            out.append(BenchDataset(name, path, info.get("multi_label"), info.get("origin", "custom")))
+        where = known.get(name)
+        if where is not None and where.path.exists():
+            out.append(where)
         elif name in REFERENCE_DATASETS:
             out.extend(resolve_datasets([name]))
         else:
-            out.append(BenchDataset(name, None, info.get("multi_label"), "missing",
-                                    f"not found at {path} (where the calibration sweep read it)"))
+            out.append(BenchDataset(name, None, where and where.multi_label, "missing",
+                                    f"not found at {where and where.path} (where the calibration sweep read it)"))
     return out
 
 
