@@ -75,9 +75,22 @@ def summarise(scores: "pd.DataFrame", multi_label: Mapping[str, bool],
     """One row per dataset of ``multi_label`` (in its order): per role of :data:`ROLES`, the mean,
     std (ddof 1) and count over seeds of ``scores`` (columns dataset, role, seed, score; NaN
     scores dropped), the calibrated policy's margins and goal (c)'s verdict; ``info[dataset]``
-    is merged in (the rule, the oracle cell)."""
+    is merged in (the rule, the oracle cell).
+
+    Only *paired* seeds count: a dataset's seed enters when every role scored on that dataset has
+    a score at it, so a validation cut short mid-seed compares the roles on the same seeds.
+
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"dataset": "a", "role": ["calibrated", "calibrated", "fastai_fine_tune"],
+    ...                        "seed": [100, 101, 100], "score": [0.8, 0.5, 0.7]})
+    >>> row = summarise(scores, {"a": False})[0]
+    >>> row["calibrated_mean"], row["calibrated_n"], row["unpaired_scores"]
+    (0.8, 1, 1)
+    """
     rows = []
-    valid = scores.dropna(subset=["score"])
+    scored = scores.dropna(subset=["score"])
+    valid = _paired(scored)
+    dropped_by = scored["dataset"].value_counts().sub(valid["dataset"].value_counts(), fill_value=0)
     for ds, ml in multi_label.items():
         row: dict[str, Any] = {"dataset": ds, "multi_label": bool(ml),
                                "score": "macro ROC AUC" if ml else "accuracy"}
@@ -93,9 +106,22 @@ def summarise(scores: "pd.DataFrame", multi_label: Mapping[str, bool],
             if row["calibrated_n"] and row["fastai_fine_tune_n"] else math.nan
         gap = row["calibrated_minus_fine_tune"]
         row["worse_than_spread"] = None if _nan(gap) else bool(-gap > row["seed_spread"] + 1e-12)
+        row["unpaired_scores"] = int(dropped_by.get(ds, 0))
         row.update((info or {}).get(ds, {}))
         rows.append(row)
     return rows
+
+
+def _paired(scores: "pd.DataFrame") -> "pd.DataFrame":
+    """The rows of ``scores`` at (dataset, seed) pairs where every role the dataset has any score
+    for has one."""
+    import pandas as pd
+
+    roles = scores.groupby("dataset")["role"].nunique()
+    at_seed = scores.groupby(["dataset", "seed"])["role"].nunique()
+    keep = {key for key, n in at_seed.items() if n == roles[key[0]]}
+    mask = [(d, s) in keep for d, s in zip(scores["dataset"], scores["seed"])]
+    return scores.loc[pd.Series(mask, index=scores.index, dtype=bool)]
 
 
 def _listing(pairs: Sequence[tuple[str, float]], fmt: str = "{:+.3f}") -> str:
