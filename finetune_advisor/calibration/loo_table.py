@@ -181,6 +181,12 @@ def _cell(row: Mapping[str, Any], role: str, n_seeds: int) -> str:
     return text + ("" if n == n_seeds else f" (n={n})")
 
 
+def _unpaired_note(rows: Sequence[Mapping[str, Any]]) -> str:
+    n = sum(int(r.get("unpaired_scores") or 0) for r in rows)
+    return "" if not n else (f" {n} score(s) at seeds where another role of the dataset has none yet are "
+                             f"left out, so every role is compared on the same seeds.")
+
+
 @dataclass(frozen=True)
 class ValidationTable:
     """The validation, read: ``rows`` (see :func:`summarise`), ``goals`` (:func:`judge_goals`) and
@@ -215,7 +221,7 @@ class ValidationTable:
                  f"≤ {prof.get('max_images_per_class')} images a class), fraction 1.0. Score: accuracy "
                  f"(single-label), macro ROC AUC (multi-label), mean ± std over seeds. Trials done: "
                  f"{i.get('n_done', '?')} of {i.get('n_grid', '?')}" + ("" if i.get("complete") else " (PARTIAL)")
-                 + ".", "",
+                 + "." + _unpaired_note(self.rows), "",
                  "| dataset | score | " + " | ".join(TITLES.values()) + " | calibrated − fine_tune | seed spread "
                  "| calibrated rule (fitted without the dataset) | oracle cell (sweep score) |",
                  "|---|---|" + "---:|" * (len(ROLES) + 2) + "---|---|"]
