@@ -84,7 +84,7 @@ def table(outputs: list[str], out: Path) -> int:
         rc = main(outputs)
     if rc == 0:
         print((out / "loo.md").read_text(encoding="utf-8"))
-        print(f"written to {out}: loo.md, loo.csv, loo.json, results.csv, ...", file=sys.stderr)
+        print(f"written to {out}: loo.md, loo.csv, loo.json, loo.png, results.csv, ...", file=sys.stderr)
     return rc
 
 

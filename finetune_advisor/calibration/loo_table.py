@@ -45,7 +45,7 @@ __all__ = ["ORACLE_GAP", "TABLE_FILES", "summarise", "seed_spread", "judge_goals
            "validation_table", "write_table", "read_table"]
 
 ORACLE_GAP = 0.02
-TABLE_FILES = {"loo_markdown": "loo.md", "loo_csv": "loo.csv", "loo_json": "loo.json"}
+TABLE_FILES = {"loo_markdown": "loo.md", "loo_csv": "loo.csv", "loo_json": "loo.json", "loo_plot": "loo.png"}
 TITLES = {"calibrated": "calibrated", "fastai_fine_tune": "fastai fine_tune", "lr_find_valley": "lr_find valley",
           "study": "study policy", "oracle": "oracle"}
 GOALS = {"a": "calibrated mean over the single-label datasets ≥ fastai fine_tune's",
@@ -300,13 +300,18 @@ def validation_table(study) -> ValidationTable:
 
 
 def write_table(table: ValidationTable, out_dir: str | os.PathLike) -> dict[str, str]:
-    """``loo.md`` (for the README and docs/bench), ``loo.csv`` and ``loo.json`` in ``out_dir``."""
+    """``loo.md`` (for the README and docs/bench), ``loo.csv``, ``loo.json`` and the figure
+    ``loo.png`` (:func:`~.plots.plot_validation`) in ``out_dir``."""
+    from .._plotting import save_png
+    from .plots import plot_validation
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = {k: out / name for k, name in TABLE_FILES.items()}
     write_text_atomic(path["loo_markdown"], table.markdown())
     write_text_atomic(path["loo_csv"], table.frame().to_csv(index=False))
     write_text_atomic(path["loo_json"], json.dumps(table.to_dict(), indent=2) + "\n")
+    save_png(plot_validation(table), path["loo_plot"])
     return {k: str(p) for k, p in path.items()}
 
 
