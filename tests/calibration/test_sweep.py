@@ -15,43 +15,23 @@ SIMILARITY = {"d1": 0.55, "d2": 0.65, "d3": 0.75, "d4": 0.85, "d5": 0.95}
 GRID = {arm: (-4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0) for arm in ("lr_head_only", "lr_all_half")}
 
 
-def best_log_lr(similarity: float) -> float:
-    return -2.0 - 5.0 * (similarity - 0.75)          # the less similar, the larger the best rate
-
-
-def fake_advise(dataset, fraction, profile, options=None):
-    sim = SIMILARITY[dataset.name]
-    return Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, measurements={
-        "far": sim < 0.72, "n_images": 100, "images_per_class": {"median": 50.0, "min": 50, "max": 50},
-        "similarity": {"similarity": sim, "emd": 1 - sim, "backbone_key": "toynet", "threshold": 0.72}})
-
-
-def fake_train(config, dataset, *, fraction, seed, profile):
-    best = best_log_lr(SIMILARITY[dataset.name])
-    bonus = 0.03 if config.fine_tune == "all" else 0.0
-    metric = 0.9 + bonus - 0.1 * (math.log10(config.lr) - best) ** 2 + 0.001 * seed
-    return {"metric": metric, "metric_name": "accuracy", "valid_loss": 1 - metric, "epochs_to_best": 2,
-            "wall_time_s": 0.01}
+@pytest.fixture(scope="module")
+def sweep(synthetic_sweep):
+    return synthetic_sweep(SIMILARITY)
 
 
 @pytest.fixture(scope="module")
-def study_url(tmp_path_factory):
+def study_url(sweep, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("cal")
-    url = f"sqlite:///{tmp_path / 'cal.db'}"
-    study = bench.open_study("cal", url)
-    datasets = [bench.BenchDataset(n, Path(tmp_path), False, "custom") for n in SIMILARITY]
-    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=("fastai_fine_tune",),
-                        advise_fn=fake_advise)
-    bench.run_worker(study, run_trial_fn=fake_train, datasets=datasets, progress=False)
-    return url
+    return sweep.run(f"sqlite:///{tmp_path / 'cal.db'}", tmp_path, GRID)
 
 
-def test_calibrate_recovers_the_rule_and_records_its_evidence(study_url, tmp_path):
+def test_calibrate_recovers_the_rule_and_records_its_evidence(study_url, sweep, tmp_path):
     cal = calibrate(["cal"], study_url)
     assert cal.backbone == "toynet" and cal.profile == "cpu" and cal.rule.arm == "all_half"
     assert cal.family == "linear:similarity"
     for d, s in SIMILARITY.items():
-        assert cal.rule.log10_lr(s) == pytest.approx(best_log_lr(s), abs=0.35)
+        assert cal.rule.log10_lr(s) == pytest.approx(sweep.best_log_lr(s), abs=0.35)
     p = cal.provenance
     assert p["datasets"] == sorted(SIMILARITY) and p["n_trials"] == 5 * 14
     assert p["loo_mean_regret"]["linear:similarity"] < p["loo_mean_regret"]["constant"]
@@ -69,12 +49,9 @@ def test_calibrate_command_writes_the_file(study_url, tmp_path, capsys):
     assert "leave-one-out" in capsys.readouterr().out
 
 
-def test_too_few_datasets_is_a_clear_error(tmp_path):
-    url = f"sqlite:///{tmp_path / 'small.db'}"
-    study = bench.open_study("small", url)
-    ds = [bench.BenchDataset("d1", Path(tmp_path), False, "custom")]
-    bench.prepare_study(study, ds, fractions=[1.0], seeds=[0], grid=GRID, anchors=(), advise_fn=fake_advise)
-    bench.run_worker(study, run_trial_fn=fake_train, datasets=ds, progress=False)
+def test_too_few_datasets_is_a_clear_error(synthetic_sweep, tmp_path):
+    url = synthetic_sweep({"d1": 0.55}).run(f"sqlite:///{tmp_path / 'small.db'}", tmp_path, GRID, name="small",
+                                            anchors=())
     with pytest.raises(ConfigError, match="1 usable dataset"):
         calibrate(["small"], url)
 
@@ -84,7 +61,7 @@ def test_too_few_datasets_is_a_clear_error(tmp_path):
 FINDER = {"d1": -3.0, "d2": -4.5, "d3": -2.5, "d4": -4.0, "d5": -3.5}   # log10 of each pick; not in similarity order
 
 
-def test_measured_predictors_are_stored_once_and_can_win_the_fit(tmp_path):
+def test_measured_predictors_are_stored_once_and_can_win_the_fit(sweep, tmp_path):
     from types import SimpleNamespace
 
     from finetune_advisor.calibration.measure import read_measured
@@ -109,7 +86,7 @@ def test_measured_predictors_are_stored_once_and_can_win_the_fit(tmp_path):
     for name in FINDER:
         (tmp_path / name).mkdir()
         datasets.append(bench.BenchDataset(name, tmp_path / name, False, "custom"))
-    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=(), advise_fn=fake_advise)
+    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=(), advise_fn=sweep.advise)
     bench.run_worker(study, run_trial_fn=train_follows_finder, datasets=datasets, progress=False)
 
     measure_study("f", url, progress=False, advise_fn=fake_measure)

@@ -22,58 +22,33 @@ SIMILARITY = {"d1": 0.55, "d2": 0.62, "d3": 0.75, "d4": 0.88}     # no best rate
 GRID = {arm: (-4.0, -3.0, -2.0, -1.0) for arm in ("lr_head_only", "lr_all_half")}
 
 
-def best_log_lr(similarity: float) -> float:
-    return -2.0 - 5.0 * (similarity - 0.75)          # the less similar, the larger the best rate
-
-
-def _measurements(name: str, finder: bool) -> dict:
-    sim = SIMILARITY[name]
-    m = {"far": sim < 0.72, "n_images": 100, "images_per_class": {"median": 50.0, "min": 50, "max": 50},
-         "similarity": {"similarity": sim, "emd": 1 - sim, "backbone_key": "toynet", "threshold": 0.72}}
-    if finder:
-        m["lr_finder"] = {"lr": 1e-3, "fastai_valley": 4e-3}
-    return m
-
-
-def sweep_advise(dataset, fraction, profile, options=None):
-    """The sweep's baselines: no LR finder (as the real sweep ran --no-lr-finder)."""
-    return profile.apply(Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, backbone="toynet_spec",
-                                measurements=_measurements(dataset.name, finder=False)))
-
-
-def loo_advise(dataset, fraction, profile, options=None, cache=None):
-    """The validation's baselines: the study policy with the finder; records the options it got."""
-    ADVISED.append((dataset.name, dict(options or {})))
-    return profile.apply(Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, backbone=(options or {}).get("backbone"),
-                                measurements=_measurements(dataset.name, finder=True)))
-
-
 ADVISED: list = []
 
 
-def fake_train(config, dataset, *, fraction, seed, profile, cache=None):
-    best = best_log_lr(SIMILARITY[dataset.name])
-    bonus = 0.03 if config.fine_tune == "all" else 0.0
-    metric = 0.9 + bonus - 0.1 * (math.log10(config.lr) - best) ** 2 + 0.001 * (seed % 7)
-    return {"metric": metric, "metric_name": "accuracy", "valid_loss": 1 - metric, "epochs_to_best": 2,
-            "wall_time_s": 0.01}
+@pytest.fixture(scope="module")
+def synthetic(synthetic_sweep):
+    return synthetic_sweep(SIMILARITY)
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def loo_advise(synthetic):
+    def advise(dataset, fraction, profile, options=None, cache=None):
+        """The validation's baselines: the study policy with the finder; records the options it got."""
+        ADVISED.append((dataset.name, dict(options or {})))
+        return profile.apply(Config(profile="cpu", lr=1e-3, lr_finetune=1e-4, backbone=(options or {}).get("backbone"),
+                                    measurements=synthetic.measurements(dataset.name, finder=True)))
+    return advise
+
+
+@pytest.fixture(scope="module")
+def sweep(synthetic, tmp_path_factory):
     """A finished calibration sweep ('cal', seed 0) over four datasets; returns its URL."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    url = f"sqlite:///{tmp_path / 'cal.db'}"
-    study = bench.open_study("cal", url)
-    datasets = [bench.BenchDataset(n, Path(tmp_path), False, "custom") for n in SIMILARITY]
-    bench.prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid=GRID, anchors=("fastai_fine_tune",),
-                        advise_fn=sweep_advise)
-    bench.run_worker(study, run_trial_fn=fake_train, datasets=datasets, progress=False)
-    return url
+    return synthetic.run(f"sqlite:///{tmp_path / 'cal.db'}", tmp_path, GRID)
 
 
 @pytest.fixture(scope="module")
-def prepared(sweep, tmp_path_factory):
+def prepared(sweep, loo_advise, tmp_path_factory):
     """A validation study 'loo' prepared on the sweep (2 seeds), not run yet."""
     url = f"sqlite:///{tmp_path_factory.mktemp('loo') / 'loo.db'}"
     study = bench.open_study("loo", url)
@@ -103,7 +78,7 @@ def test_the_fit_for_a_dataset_never_sees_it(prepared, sweep):
     assert len({json.dumps(r, sort_keys=True) for r in rules.values()}) > 1
 
 
-def test_five_configs_per_dataset_and_seed_at_fresh_seeds(prepared):
+def test_five_configs_per_dataset_and_seed_at_fresh_seeds(prepared, synthetic):
     study, specs = prepared
     keys = {s.key for s in specs}
     for d in SIMILARITY:
@@ -127,7 +102,7 @@ def test_five_configs_per_dataset_and_seed_at_fresh_seeds(prepared):
         assert o.lr == pytest.approx(10 ** cell["log10_lr"]) and o.fine_tune == ("all" if cell["arm"] != "head_only"
                                                                                  else "none")
         assert cell["arm"] == "all_half"          # the fake's fine-tune bonus
-        assert cell["log10_lr"] == min(GRID["lr_all_half"], key=lambda r: abs(r - best_log_lr(sim)))
+        assert cell["log10_lr"] == min(GRID["lr_all_half"], key=lambda r: abs(r - synthetic.best_log_lr(sim)))
         ft = by[f"{d}|1|anchor:fastai_fine_tune|100"]
         assert (ft.lr, ft.lr_divisor) == (2e-3, 100.0)
         assert by[f"{d}|1|anchor:lr_find_valley|100"].lr == pytest.approx(4e-3)
@@ -137,7 +112,7 @@ def test_five_configs_per_dataset_and_seed_at_fresh_seeds(prepared):
     assert opts["policy"] == "study" and opts["lr_finder"] is True and opts["backbone"] == "toynet_spec"
 
 
-def test_preparing_again_enqueues_nothing_and_refits_nothing(prepared, sweep, monkeypatch):
+def test_preparing_again_enqueues_nothing_and_refits_nothing(prepared, sweep, monkeypatch, loo_advise):
     study, specs = prepared
     before = sorted(a["key"] for a in _enqueued(study))
     loo_before = {d: study.user_attrs[LOO_PREFIX + d] for d in SIMILARITY}
@@ -154,7 +129,7 @@ def test_preparing_again_enqueues_nothing_and_refits_nothing(prepared, sweep, mo
         prepare_validation(study, ["cal"], sweep, seeds=3, seed_offset=100, advise_fn=loo_advise)
 
 
-def test_the_sweeps_seeds_are_refused(sweep, tmp_path):
+def test_the_sweeps_seeds_are_refused(sweep, tmp_path, loo_advise):
     study = bench.open_study("loo2", f"sqlite:///{tmp_path / 'loo2.db'}")
     with pytest.raises(ConfigError, match="seed-offset"):
         prepare_validation(study, ["cal"], sweep, seeds=2, seed_offset=0, advise_fn=loo_advise)
@@ -162,9 +137,9 @@ def test_the_sweeps_seeds_are_refused(sweep, tmp_path):
         prepare_validation(study, ["cal"], sweep, seeds=0, advise_fn=loo_advise)
 
 
-def test_run_reads_back_a_table_and_the_goals(sweep, tmp_path):
+def test_run_reads_back_a_table_and_the_goals(sweep, tmp_path, loo_advise, synthetic):
     out = run_validation(["cal"], sweep, "loo", loo_storage=f"sqlite:///{tmp_path / 'loo.db'}", seeds=2,
-                         advise_fn=loo_advise, run_trial_fn=fake_train, out_dir=tmp_path / "out", progress=False)
+                         advise_fn=loo_advise, run_trial_fn=synthetic.train, out_dir=tmp_path / "out", progress=False)
     table = out["table"]
     assert out["status"]["n_remaining"] == 0 and table.info["complete"]
     assert [r["dataset"] for r in table.rows] == sorted(SIMILARITY)
@@ -172,7 +147,7 @@ def test_run_reads_back_a_table_and_the_goals(sweep, tmp_path):
         assert all(r[f"{role}_n"] == 2 for role in ROLES) and r["score"] == "accuracy"
         assert r["fitted_on"] == sorted(set(SIMILARITY) - {r["dataset"]})
         cell = {"d1": -1.0, "d2": -1.0, "d3": -2.0, "d4": -3.0}[r["dataset"]]
-        oracle = fake_train(Config(lr=10 ** cell, fine_tune="all"), bench.BenchDataset(r["dataset"], None, False, ""),
+        oracle = synthetic.train(Config(lr=10 ** cell, fine_tune="all"), bench.BenchDataset(r["dataset"], None, False, ""),
                             fraction=1.0, seed=100, profile=None)["metric"]
         assert r["oracle_mean"] == pytest.approx(oracle + 0.0005)        # seeds 100, 101: noise 0.002, 0.003
     assert set(table.goals) == {"a", "b", "c"}
@@ -184,7 +159,7 @@ def test_run_reads_back_a_table_and_the_goals(sweep, tmp_path):
     assert pd.read_csv(out["files"]["loo_csv"])["dataset"].tolist() == sorted(SIMILARITY)
     # resuming runs nothing and gives the same table
     again = run_validation(["cal"], sweep, "loo", loo_storage=f"sqlite:///{tmp_path / 'loo.db'}", seeds=2,
-                           advise_fn=loo_advise, run_trial_fn=fake_train, out_dir=tmp_path / "out", progress=False)
+                           advise_fn=loo_advise, run_trial_fn=synthetic.train, out_dir=tmp_path / "out", progress=False)
     assert again["ran"] == 0 and again["table"].rows == table.rows
 
 
@@ -259,10 +234,10 @@ def test_table_of_a_study_that_is_not_a_validation(sweep):
 
 # --- the CLI, end to end with stub advice and training ------------------------------------------------
 
-def test_cli_validate_end_to_end(sweep, tmp_path, monkeypatch, capsys):
+def test_cli_validate_end_to_end(sweep, tmp_path, monkeypatch, capsys, loo_advise, synthetic):
     import finetune_advisor.bench.worker as worker
     monkeypatch.setattr(worker, "advise_baseline", loo_advise)
-    monkeypatch.setattr(worker, "train_trial", fake_train)
+    monkeypatch.setattr(worker, "train_trial", synthetic.train)
     out = tmp_path / "loo-out"
     args = ["calibrate", "--study", "cal", "--storage", sweep, "--validate", "cliloo", "--seeds", "1",
             "--out", str(out), "-q"]
