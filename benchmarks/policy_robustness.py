@@ -89,6 +89,10 @@ def work(args: argparse.Namespace, storage: str, out: Path) -> list[int]:
     return [p.wait() for p in procs]
 
 
+def _signed(x: float) -> str:
+    return "–" if x != x else f"{x:+.3f}"
+
+
 def table(args: argparse.Namespace, storage: str, out: Path) -> str:
     study = bench.open_study(args.study, storage, create=False)
     res = bench.results_table(study)
@@ -111,7 +115,7 @@ def table(args: argparse.Namespace, storage: str, out: Path) -> str:
             m, s, n = r[f"{role}_mean"], r[f"{role}_std"], r[f"{role}_n"]
             cells.append("–" if not n else f"{m:.3f}" + ("" if n < 2 else f" ± {s:.3f}") + f" (n={n})")
         lines.append(f"| {r['dataset']} | " + " | ".join(cells)
-                     + f" | {r['calibrated_minus_fine_tune']:+.3f} | {r['calibrated_mean'] - r['study_mean']:+.3f} |")
+                     + f" | {_signed(r['calibrated_minus_fine_tune'])} | {_signed(r['calibrated_mean'] - r['study_mean'])} |")
     lines += [""] + [f"- ({k}) {g['goal']}: **{g['verdict']}** — {g['detail']}" for k, g in goals.items()]
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
