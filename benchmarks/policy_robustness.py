@@ -28,7 +28,7 @@ from pathlib import Path
 
 from finetune_advisor import bench
 from finetune_advisor.bench.storage import read_datasets
-from finetune_advisor.calibration.loo_table import judge_goals, summarise
+from finetune_advisor.calibration.loo_table import judge_goals, role_scores, summarise
 from finetune_advisor.calibration.model import Calibration, find_calibration
 from finetune_advisor.calibration.validate import calibrated_config
 
@@ -95,14 +95,9 @@ def _signed(x: float) -> str:
 
 def table(args: argparse.Namespace, storage: str, out: Path) -> str:
     study = bench.open_study(args.study, storage, create=False)
-    res = bench.results_table(study)
-    res = res[res["label"].isin(list(ROLE_OF_LABEL))]
     stored = read_datasets(study)
     multi = {d: bool(stored[d].multi_label) for d in args.datasets if d in stored}
-    # as the calibration is fitted: accuracy for single-label datasets, macro ROC AUC for multi-label ones
-    score = [auc if multi.get(d) else m for d, m, auc in zip(res["dataset"], res["metric"], res["roc_auc_macro"])]
-    scores = res.assign(role=res["label"].map(ROLE_OF_LABEL), score=score)[["dataset", "role", "seed", "score"]]
-    rows = summarise(scores, multi)
+    rows = summarise(role_scores(bench.results_table(study), ROLE_OF_LABEL, multi), multi)
     goals = {k: v for k, v in judge_goals(rows).items() if k in "ac"}
     status = bench.study_status(study)
     lines = [f"### {args.study}: {status['n_done']} of {status['n_grid']} trials; "

@@ -41,7 +41,7 @@ from .validate import LOO_PREFIX, ROLES, VALIDATION_ATTR, calibrated_config
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ORACLE_GAP", "TABLE_FILES", "summarise", "seed_spread", "judge_goals", "ValidationTable",
+__all__ = ["ORACLE_GAP", "TABLE_FILES", "summarise", "role_scores", "seed_spread", "judge_goals", "ValidationTable",
            "validation_table", "write_table", "read_table"]
 
 ORACLE_GAP = 0.02
@@ -110,6 +110,19 @@ def summarise(scores: "pd.DataFrame", multi_label: Mapping[str, bool],
         row.update((info or {}).get(ds, {}))
         rows.append(row)
     return rows
+
+
+def role_scores(results: "pd.DataFrame", label_role: Mapping[str, str],
+                multi_label: Mapping[str, bool]) -> "pd.DataFrame":
+    """bench's results (rows with a label of ``label_role``) as :func:`summarise` takes them:
+    dataset, role, seed, score, the score scored as the calibration is fitted (accuracy for
+    single-label datasets, macro ROC AUC for multi-label ones)."""
+    import pandas as pd
+
+    res = results[results["label"].isin(list(label_role))]
+    return pd.DataFrame({"dataset": res["dataset"], "role": res["label"].map(label_role), "seed": res["seed"],
+                         "score": [row.roc_auc_macro if multi_label.get(row.dataset) else row.metric
+                                   for row in res.itertuples()]})
 
 
 def _paired(scores: "pd.DataFrame") -> "pd.DataFrame":
@@ -251,8 +264,6 @@ class ValidationTable:
 
 def validation_table(study) -> ValidationTable:
     """Read a LOO study (a bench study :mod:`.validate` prepared) into a :class:`ValidationTable`."""
-    import pandas as pd
-
     from ..bench import results_table, study_status
     from ..heuristics.policies import predictor_value
 
@@ -264,7 +275,7 @@ def validation_table(study) -> ValidationTable:
     label_role = {label: role for role, label in ROLES.items()}
     stored_datasets = read_datasets(study)
     res = results_table(study)
-    res = res[(res["fraction"] == 1.0) & res["label"].isin(list(label_role))]
+    res = res[res["fraction"] == 1.0]
     multi_label, info = {}, {}
     for ds in plan["datasets"]:
         text = attrs.get(baseline_attr(ds, 1.0))
@@ -285,10 +296,7 @@ def validation_table(study) -> ValidationTable:
         if oracle:
             d.update(oracle_arm=oracle["arm"], oracle_log10_lr=oracle["log10_lr"], oracle_sweep_score=oracle.get("score"))
         info[ds] = d
-    scores = pd.DataFrame({"dataset": res["dataset"], "role": res["label"].map(label_role), "seed": res["seed"],
-                           "score": [row.roc_auc_macro if multi_label.get(row.dataset) else row.metric
-                                     for row in res.itertuples()]})
-    rows = summarise(scores, multi_label, info)
+    rows = summarise(role_scores(res, label_role, multi_label), multi_label, info)
     status = study_status(study)
     settings = attrs.get("settings") or {}
     meta = {k: plan.get(k) for k in ("calibration_studies", "seeds", "sweep_seeds", "not_validated",
