@@ -22,12 +22,11 @@ Steps, each resumable (rerun the same command after a kill):
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from finetune_advisor.bench import spawn_workers
 from finetune_advisor.cli import main
 
 
@@ -60,16 +59,10 @@ def run(args: argparse.Namespace) -> int:
     rc = main([*calibrate, "-q"])
     if rc:
         return rc
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    worker = [sys.executable, "-m", "finetune_advisor.cli", "bench", "run", "--worker", "--study", args.loo_study,
-              "--storage", loo_storage, "--out", str(out), "-q"]
-    print(f"[2/3] {args.workers} worker(s): {' '.join(worker[2:])}", file=sys.stderr)
+    print(f"[2/3] {args.workers} worker(s) of {args.threads} thread(s): bench run --worker --study {args.loo_study}",
+          file=sys.stderr)
     clock = time.perf_counter()
-    procs = []
-    for i in range(args.workers):
-        procs.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
-        time.sleep(2)                # let the first create its tables before the next opens the file
-    codes = [p.wait() for p in procs]
+    codes = spawn_workers(args.loo_study, loo_storage, args.workers, threads=args.threads, out_dir=out)
     print(f"      workers done in {(time.perf_counter() - clock) / 60:.1f} min (exit codes {codes})", file=sys.stderr)
     print("[3/3] the table", file=sys.stderr)
     return table(outputs, out) or max(codes, default=0)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,17 +76,6 @@ def prepare(args: argparse.Namespace, storage: str, out: Path) -> None:
                                         "backbone": args.backbone})
 
 
-def work(args: argparse.Namespace, storage: str, out: Path) -> list[int]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    worker = [sys.executable, "-m", "finetune_advisor.cli", "bench", "run", "--worker", "--study", args.study,
-              "--storage", storage, "--out", str(out), "-q"]
-    procs = []
-    for _ in range(args.workers):
-        procs.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
-        time.sleep(2)
-    return [p.wait() for p in procs]
-
-
 def _signed(x: float) -> str:
     return "–" if x != x else f"{x:+.3f}"
 
@@ -130,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args, storage, out)
         print(f"[2/3] {args.workers} worker(s)", file=sys.stderr)
         clock = time.perf_counter()
-        codes = work(args, storage, out)
+        codes = bench.spawn_workers(args.study, storage, args.workers, out_dir=out)
         print(f"      done in {(time.perf_counter() - clock) / 60:.1f} min (exit codes {codes})", file=sys.stderr)
     print(table(args, storage, out))
     return 0

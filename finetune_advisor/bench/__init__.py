@@ -25,13 +25,13 @@ from .results import (RESULT_COLUMNS, BenchOutputs, CsvTable, improvement_table,
                       read_regret, regret_summary, results_table, write_outputs)
 from .storage import CLAIM_ATTR, BenchStudy, open_study, study_status
 from .trials import advise_baseline, fraction_subset, train_trial
-from .worker import prepare_study, run_bench, run_worker
+from .worker import prepare_study, run_bench, run_worker, spawn_workers
 
 __all__ = [
     "BenchDataset", "REFERENCE_DATASETS", "resolve_datasets",
     "BenchProfile", "BENCH_PROFILES", "custom_profile", "select_grid", "select_anchors", "ANCHORS", "FRACTIONS",
     "expand_grid", "TrialSpec",
-    "BenchStudy", "open_study", "prepare_study", "run_worker", "run_bench", "study_status",
+    "BenchStudy", "open_study", "prepare_study", "run_worker", "spawn_workers", "run_bench", "study_status",
     "advise_baseline", "fraction_subset", "train_trial",
     "results_table", "improvement_table", "regret_summary", "plot_heatmap", "write_outputs",
     "read_outputs", "read_regret",

@@ -9,6 +9,9 @@ import logging
 import math
 import numbers
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -25,7 +28,7 @@ from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by
                       requeue_dead_trials, study_status, write_datasets)
 from .trials import advise_baseline, train_trial
 
-__all__ = ["prepare_study", "run_worker", "run_bench", "check_fractions", "check_seeds"]
+__all__ = ["prepare_study", "run_worker", "spawn_workers", "run_bench", "check_fractions", "check_seeds"]
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +227,41 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
         run_one()
         done += 1
     return done
+
+
+def spawn_workers(study_name: str, storage: str, n_workers: int = 2, *, threads: int = 1,
+                  out_dir: str | os.PathLike | None = None, command: Sequence[str] | None = None,
+                  stagger_s: float = 2.0) -> list[int]:
+    """Work a prepared study's queue with ``n_workers`` local processes; wait and return their exit codes.
+
+    Each process is ``finetune-advisor bench run --worker`` (or ``command``) with ``threads`` torch
+    threads: on a small machine, N single-thread workers keep N cores busy where one N-thread
+    worker leaves them waiting on data loading. Other machines may join the same study
+    meanwhile. The first worker gets ``stagger_s`` to open a new SQLite file before the next.
+
+    Examples
+    --------
+    >>> spawn_workers("calib", "sqlite:///bench/calib/bench.db", 2)   # doctest: +SKIP
+    [0, 0]
+    """
+    if n_workers < 1 or threads < 1:
+        raise ConfigError(f"workers and threads must be at least 1, got {n_workers} and {threads}")
+    argv = list(command) if command else [sys.executable, "-m", "finetune_advisor.cli", "bench", "run", "--worker",
+                                          "--study", study_name, "--storage", storage, "-q"]
+    if out_dir is not None and not command:
+        argv += ["--out", str(out_dir)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    procs = []
+    try:
+        for i in range(n_workers):
+            if i:
+                time.sleep(stagger_s)
+            procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL))
+        return [p.wait() for p in procs]
+    finally:                 # Ctrl-C here stops the workers too; their trials are re-queued on resume
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
 
 
 def run_bench(study_name: str = "bench", storage: str | None = None, *,

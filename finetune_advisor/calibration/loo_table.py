@@ -228,7 +228,7 @@ class ValidationTable:
         prof = i.get("profile") or {}
         lines = [f"### Leave-one-dataset-out validation: {self.study}", "",
                  f"Calibration sweep: {', '.join(i.get('calibration_studies', []))} (seeds "
-                 f"{', '.join(map(str, i.get('sweep_seeds', [])))}); validation seeds "
+                 f"{', '.join(map(str, i.get('sweep_seeds', [])))}{_fitted_seeds(i)}); validation seeds "
                  f"{', '.join(map(str, i.get('seeds', [])))}; bench profile {prof.get('name', '?')} "
                  f"({prof.get('image_size')} px, {prof.get('head_epochs')} + {prof.get('unfrozen_epochs')} epochs, "
                  f"≤ {prof.get('max_images_per_class')} images a class), fraction 1.0. Score: accuracy "
@@ -303,8 +303,20 @@ def validation_table(study) -> ValidationTable:
                                      "full_calibration", "created")}
     meta.update(profile=settings.get("profile"), n_grid=status["n_grid"], n_done=status["n_done"],
                 complete=bool(status["n_grid"]) and status["n_remaining"] == 0,
-                failed_datasets=attrs.get("failed_datasets") or {})
+                failed_datasets=attrs.get("failed_datasets") or {},
+                # the sweep's seeds the fits had (a sweep cut short has fewer than it planned)
+                sweep_seeds_fitted=sorted({int(o["n_seeds"]) for o in (plan.get("oracles") or {}).values()
+                                           if o.get("n_seeds") is not None}))
     return ValidationTable(study.study_name, tuple(rows), judge_goals(rows), meta)
+
+
+def _fitted_seeds(info: Mapping[str, Any]) -> str:
+    """The header's "; the fits had 1 seed(s) a dataset" when the sweep's fits had fewer seeds than it planned."""
+    fitted, planned = info.get("sweep_seeds_fitted") or [], len(info.get("sweep_seeds") or ())
+    if not fitted or min(fitted) >= planned:
+        return ""
+    counts = " to ".join(map(str, sorted({min(fitted), max(fitted)})))
+    return f"; the fits had {counts} seed(s) a dataset: the sweep was cut short"
 
 
 def write_table(table: ValidationTable, out_dir: str | os.PathLike) -> dict[str, str]:

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 
 from .. import bench, data
@@ -189,10 +190,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     study_name = args.study
     out = Path(args.out) if args.out else Path("bench") / study_name
     check_writable(out, "--out", folder=True)
+    if args.workers < 1 or args.threads < 1:
+        raise ConfigError(f"--workers and --threads must be at least 1, got {args.workers} and {args.threads}")
     if args.worker:
         study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
                                  create=False)
-        ran = bench.run_worker(study, progress=not args.quiet)
+        if args.workers > 1:     # N local processes, then the outputs of what they all ran
+            before = bench.study_status(study)["n_done"]
+            _spawn(study, args, out)
+            ran = bench.study_status(study)["n_done"] - before
+        else:
+            ran = bench.run_worker(study, progress=not args.quiet)
         result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
     else:
         datasets = bench.resolve_datasets(args.datasets or None, paths=name_paths(args.data_path),
@@ -206,9 +214,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(args.anchors)
         result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
                                  seeds=args.seeds, profile=profile, grid=grid, anchors=anchors,
-                                 advise_options=options, n_trials=args.n_trials, out_dir=out,
-                                 heartbeat_interval=args.heartbeat, progress=not args.quiet)
-        result.pop("study")
+                                 advise_options=options, n_trials=0 if args.workers > 1 else args.n_trials,
+                                 out_dir=out, heartbeat_interval=args.heartbeat, progress=not args.quiet,
+                                 write=args.workers == 1)
+        study = result.pop("study")
+        if args.workers > 1:     # prepared above; now the local processes work the queue
+            before = result["status"]["n_done"]
+            _spawn(study, args, out)
+            status = bench.study_status(study)
+            result.update(ran=status["n_done"] - before, status=status, files=bench.write_outputs(study, out))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -216,6 +230,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for kind, path in result["files"].items():
             print(f"{kind}: {path}")
     return 0
+
+
+def _spawn(study, args: argparse.Namespace, out: Path) -> None:
+    codes = bench.spawn_workers(args.study, study.url, args.workers, threads=args.threads, out_dir=out)
+    if any(codes):
+        print(f"warning: worker exit codes {codes}; rerun the same command to resume", file=sys.stderr)
 
 
 def _existing_study(args: argparse.Namespace):

@@ -43,6 +43,7 @@ EPILOG_TUNE = """examples:
 EPILOG_BENCH = """examples:
   finetune-advisor bench run --profile cpu --seeds 3            # the six stand-ins (+ your copies), resumable
   finetune-advisor bench run --study mine --storage postgresql://me@db/bench   # on each machine
+  finetune-advisor bench run --worker --study mine --workers 2   # two single-thread processes work its queue
   finetune-advisor bench run --dataset mine=data/mine --datasets pets --fractions 1.0
   finetune-advisor bench run --study long --datasets draw --parameters --anchors no_similarity_rule \
       --head-epochs 5 --unfrozen-epochs 15                      # baseline vs one anchor, longer schedule
@@ -56,7 +57,7 @@ EPILOG_CALIBRATE = """examples:
   finetune-advisor calibrate --study calib --out resnet50-cpu.json              # fit + leave-one-out
   finetune-advisor recommend data/pets --backbone resnet50 --calibration resnet50-cpu.json
   finetune-advisor calibrate --study calib --validate calib-loo --seeds 3       # leave-one-dataset-out, resumable
-  finetune-advisor bench run --worker --study calib-loo --storage sqlite:///bench/calib-loo/bench.db   # joins it
+  finetune-advisor bench run --worker --study calib-loo --storage sqlite:///bench/calib-loo/bench.db --workers 2
   finetune-advisor bench outputs --study calib-loo --storage sqlite:///bench/calib-loo/bench.db   # the table (loo.md)
 """
 
@@ -267,6 +268,9 @@ def _add_bench(sub, common) -> None:
                                        "(default: the shared tiny-imagenet-200 sample when present, else the cache)")
     b.add_argument("--n-trials", type=int, help="stop this worker after N trials")
     b.add_argument("--worker", action="store_true", help="only work the queue of an existing study")
+    b.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="work the queue with N local processes of --threads threads each (default: %(default)s)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per process with --workers (default: 1)")
     b.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval in seconds")
     b.add_argument("--json", action="store_true", help="print the status and output files as JSON")
     s = _add(bench_sub, "status", "bench status", common, None, "show how far a study is")

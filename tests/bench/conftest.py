@@ -32,7 +32,8 @@ HELPER = textwrap.dedent('''
         if log:
             with open(log, "a") as fh:
                 fh.write(json.dumps({"pid": os.getpid(), "lr": config.lr, "wd": config.weight_decay,
-                                     "ds": dataset.name, "fraction": fraction, "seed": seed}) + "\\n")
+                                     "ds": dataset.name, "fraction": fraction, "seed": seed,
+                                     "threads": os.environ.get("OMP_NUM_THREADS")}) + "\\n")
         time.sleep(float(os.environ.get("BENCH_TEST_SLEEP", "0")))
         metric = 0.5 + 0.1 * fraction - abs(config.weight_decay - 0.01) + 0.01 * seed - 0.2 * abs(config.lr - 3e-3)
         return {"metric": metric, "metric_name": "accuracy", "valid_loss": 1 - metric,

@@ -81,6 +81,46 @@ def test_killed_run_resumes_without_loss_or_duplication(tmp_path, helper):
     assert again["ran"] == 0 and len(helper.keys(again["study"])) == n_grid
 
 
+def test_spawned_workers_share_the_queue_and_finish_it_once(tmp_path, helper):
+    import json
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study = open_study("t", url)
+    bench.prepare_study(study, helper.datasets(tmp_path), fractions=[0.2, 1.0], seeds=[0, 1], grid=helper.SMALL_GRID,
+                        advise_fn=helper.fake_advise)
+    log = tmp_path / "log.jsonl"
+    import os
+    os.environ.update(helper.env(log, sleep="0.2"))      # spawn_workers passes the environment on
+    try:
+        codes = bench.spawn_workers("t", url, 2, threads=1, stagger_s=0.5,
+                                    command=[sys.executable, str(tmp_path / "bench_helper.py"), "work", url,
+                                             str(tmp_path)])
+    finally:
+        for k in ("BENCH_TEST_LOG", "BENCH_TEST_SLEEP"):
+            os.environ.pop(k, None)
+    assert codes == [0, 0]
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    done = helper.keys(open_study("t", url, create=False))
+    assert len(done) == len(set(done)) == study.user_attrs["n_grid"] == len(rows)   # every trial once
+    assert len({r["pid"] for r in rows}) == 2 and {r["threads"] for r in rows} == {"1"}
+
+
+def test_cli_bench_workers_spawns_that_many_and_rejects_zero(tmp_path, helper, monkeypatch, capsys):
+    from finetune_advisor.cli import main
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    bench.prepare_study(open_study("t", url), helper.datasets(tmp_path), fractions=[1.0], seeds=[0],
+                        grid=helper.SMALL_GRID, advise_fn=helper.fake_advise)
+    calls = []
+    monkeypatch.setattr(bench, "spawn_workers", lambda *a, **k: calls.append((a, k)) or [0, 0, 0])
+    assert main(["bench", "run", "--worker", "--study", "t", "--storage", url, "--out", str(tmp_path / "o"),
+                 "--workers", "3", "--threads", "2"]) == 0
+    (name, storage, n), options = calls[0]
+    assert (name, n, options["threads"]) == ("t", 3, 2) and storage.endswith("b.db")
+    assert main(["bench", "run", "--worker", "--study", "t", "--storage", url, "--workers", "0"]) == 1
+    assert "--workers and --threads must be at least 1, got 0 and 1" in capsys.readouterr().err
+
+
 def test_a_dataset_whose_baseline_fails_is_reported_and_the_others_run(tmp_path, helper, capsys):
     from finetune_advisor.cli import main
     from finetune_advisor.exceptions import LRFinderError

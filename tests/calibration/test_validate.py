@@ -227,6 +227,19 @@ def test_write_and_read_table_round_trip(tmp_path):
         read_table(tmp_path / "nope")
 
 
+def test_table_header_says_when_the_sweep_had_fewer_seeds_than_planned():
+    from finetune_advisor.calibration.loo_table import ValidationTable
+    rows = summarise(_scores([("a", "calibrated", 100, 0.8), ("a", "fastai_fine_tune", 100, 0.7)]), {"a": False})
+
+    def header(fitted):
+        meta = {"calibration_studies": ["c"], "sweep_seeds": [0, 1], "sweep_seeds_fitted": fitted, "seeds": [100]}
+        return ValidationTable("t", tuple(rows), {}, meta).markdown().splitlines()[2]
+
+    assert "(seeds 0, 1; the fits had 1 seed(s) a dataset: the sweep was cut short)" in header([1])
+    assert "(seeds 0, 1; the fits had 1 to 2 seed(s) a dataset" in header([1, 2])
+    assert "(seeds 0, 1); validation seeds 100" in header([2])
+
+
 def test_table_of_a_study_that_is_not_a_validation(sweep):
     with pytest.raises(ConfigError, match="not a leave-one-dataset-out"):
         validation_table(bench.open_study("cal", sweep, create=False))
