@@ -9,7 +9,7 @@ the two goals: at 10x within 1 point of the sweep's best cell on every dataset; 
 ``fine_tune`` on every dataset. ``tune``'s own value is the best of its trials on the same
 validation split it selected on (as the oracle's is), so both carry the winner's margin.
 
-    # run (resumable; more workers: the same command with --worker-only in other shells)
+    # run with two local workers (resumable; other machines: the same command with --worker-only)
     python benchmarks/tune_vs_anchors.py --study cpu-r50-tune-v1 \\
         --storage sqlite:///docs/bench/cpu-r50-tune-v1/bench.db \\
         --sweep cpu-r50-calib-v1 --sweep-storage sqlite:///docs/bench/cpu-r50-calib-v1/bench.db \\
@@ -84,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", help="the sweep's backbone spec")
     p.add_argument("--datasets", nargs="+", default=None, help="default: every single-label shared dataset")
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="local single-thread worker processes (default: %(default)s)")
     p.add_argument("--worker-only", action="store_true", help="only work an existing study's queue")
     p.add_argument("--table-only", action="store_true", help="print the table so far; train nothing")
     return p.parse_args(argv)
@@ -91,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     if not args.table_only:
-        cmd = ["bench", "run", "--study", args.study, "--storage", args.storage]
+        cmd = ["bench", "run", "--study", args.study, "--storage", args.storage, "--workers", str(args.workers)]
         if args.worker_only:
             cmd.append("--worker")
         else:

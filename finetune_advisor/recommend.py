@@ -18,7 +18,7 @@ import numpy as np
 
 from . import data, heuristics
 from .backbones import create_backbone
-from .calibration import Calibration, find_calibration
+from .calibration import Calibration, find_calibration, nearest_calibration
 from .config import PROFILES, Config
 from .exceptions import ConfigError, DatasetError, LRFinderError
 from .learner import LearnerSpec, build_learner
@@ -225,15 +225,24 @@ def transferability_of(cache: FeatureCache, *, seed: int = 0) -> dict[str, float
             "probe_metric": "macro ROC AUC" if cache.multi_label else "accuracy", "n_images": int(len(x))}
 
 
-def resolve_policy(options: AdviseOptions, backbone_key: str) -> tuple[str, Calibration | None, str | None]:
+def resolve_policy(options: AdviseOptions, backbone_key: str, *, pretrained: bool = True
+                   ) -> tuple[str, Calibration | None, str | None]:
     """``(policy, calibration, note)``: the calibrated policy needs a calibration for the
-    backbone and profile; without one it falls back to the study policy and ``note`` says why."""
+    backbone and profile. Without one of its own, a pretrained backbone gets the nearest shipped
+    calibration (:func:`~finetune_advisor.calibration.nearest_calibration`), and ``note`` says so;
+    a random-init backbone (nothing to fine-tune) falls back to the study policy."""
     if options.policy == "study":
         return "study", None, None
     calibration, why_not = find_calibration(backbone_key, options.profile, options.calibration)
-    if calibration is None:
+    if calibration is not None:
+        return "calibrated", calibration, None
+    near = nearest_calibration(backbone_key, options.profile) if pretrained else None
+    if near is None:
         return "study", None, f"policy 'calibrated' unavailable ({why_not}): using the study policy"
-    return "calibrated", calibration, None
+    return "calibrated", near, (f"no calibration for backbone {backbone_key!r} at profile {options.profile!r}: "
+                                f"using the one fitted for {near.backbone} at {near.profile} (fit your own with "
+                                f"'finetune-advisor bench run --grid calibration' and 'finetune-advisor calibrate', "
+                                f"or pass --policy study)")
 
 
 def configure(profile: "DatasetProfile", measured: Measurements, options: AdviseOptions, *,
@@ -352,7 +361,7 @@ def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **ove
                             lr_finder=None if lr_result is None else lr_result.summary(),
                             lr_finder_failed=lr_failed, backbone_source=bb.source, transferability=transfer,
                             timings_s={k: round(v, 2) for k, v in timings.items()})
-    policy, calibration, note = resolve_policy(opts, bb.key)
+    policy, calibration, note = resolve_policy(opts, bb.key, pretrained=bb.pretrained)
     if note:
         log.warning("%s", note)
     config = configure(dataset_profile, measured, opts, backbone=backbone_name, backbone_reason=arch_reason,

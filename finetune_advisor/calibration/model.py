@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,8 +52,15 @@ class Calibration:
 
     def evidence(self) -> str:
         """What every calibrated reason cites."""
+        to = self.provenance.get("transferred_to")
         return (f"calibrated on {self.n_datasets} datasets, backbone {self.backbone}, profile {self.profile}"
-                + (f", {self.provenance['n_trials']} trials" if self.provenance.get("n_trials") else ""))
+                + (f", {self.provenance['n_trials']} trials" if self.provenance.get("n_trials") else "")
+                + (f"; transferred to {to['backbone']} at {to['profile']}, which have none" if to else ""))
+
+    def transferred(self, backbone: str, profile: str) -> "Calibration":
+        """This calibration used for a backbone and profile it was not fitted for (its rule unchanged)."""
+        return replace(self, provenance={**self.provenance,
+                                         "transferred_to": {"backbone": backbone, "profile": profile}})
 
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""
@@ -135,3 +142,26 @@ def find_calibration(backbone: str, profile: str, path: str | os.PathLike | None
     have = ", ".join(f"{c.backbone} at {c.profile}" for c in shipped) or "none"
     return None, (f"no calibration for backbone {backbone!r} at profile {profile!r} (shipped: {have}); fit one "
                   f"with 'finetune-advisor bench run --grid calibration' and 'finetune-advisor calibrate'")
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
+
+
+def nearest_calibration(backbone: str, profile: str) -> Calibration | None:
+    """The shipped calibration to transfer to a pretrained ``backbone`` at ``profile`` that has
+    none of its own: the same backbone first, then the backbone key sharing the longest prefix
+    (``resnet50`` → ``resnet50_keras_v1``, ``resnet18`` → a ResNet's before an EfficientNet's),
+    then the same profile. None when nothing ships.
+
+    Why transfer rather than fall back to the study policy: in our measurements the study's
+    rules trail fastai's ``fine_tune`` on every dataset, while the fitted rules are constant
+    rates close to each other across backbones and held at 128 px (README, "Policies and
+    calibration"); ``--policy study`` keeps the published rules.
+    """
+    shipped = shipped_calibrations()
+    if not shipped:
+        return None
+    best = max(shipped, key=lambda c: (c.backbone == backbone, _shared_prefix(c.backbone, backbone),
+                                       c.profile == profile))
+    return best.transferred(backbone, profile)

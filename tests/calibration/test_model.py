@@ -63,3 +63,45 @@ def test_every_shipped_calibration_loads_and_is_found_for_what_it_holds():
         assert len(p["datasets"]) >= 3 and p["n_trials"] > 0 and p["loo_mean_regret"]
         assert "amazon" not in p["datasets"]                 # a smoke test is never fitted on
         assert cal.family in p["loo_mean_regret"]
+
+
+def test_the_nearest_shipped_calibration_is_transferred_and_says_so(monkeypatch, tmp_path):
+    from finetune_advisor.calibration import model, nearest_calibration
+
+    monkeypatch.setattr(model, "SHIPPED_DIR", tmp_path)
+    assert nearest_calibration("resnet50", "paper") is None           # nothing ships: nothing to transfer
+    for backbone, profile, lr in [("resnet50_keras_v1", "cpu", -2.5), ("efficientnet_lite0", "cpu", -2.0),
+                                  ("efficientnet_lite0", "paper", -2.25)]:
+        Calibration(CalibratedRule("all_half", lr), backbone=backbone, profile=profile,
+                    provenance={"datasets": ["a", "b", "c"]}).save(tmp_path / f"{backbone}-{profile}.json")
+    picks = {(b, p): (c.backbone, c.profile) for b, p in [("resnet50", "paper"), ("resnet18", "cpu"),
+                                                          ("efficientnet_b3", "cpu"), ("efficientnet_lite0", "gpu"),
+                                                          ("vit_b_16", "paper")]
+             for c in [nearest_calibration(b, p)]}
+    assert picks == {("resnet50", "paper"): ("resnet50_keras_v1", "cpu"),        # the longest shared key prefix
+                     ("resnet18", "cpu"): ("resnet50_keras_v1", "cpu"),
+                     ("efficientnet_b3", "cpu"): ("efficientnet_lite0", "cpu"),   # then the same profile
+                     ("efficientnet_lite0", "gpu"): ("efficientnet_lite0", "cpu"),  # same backbone first
+                     ("vit_b_16", "paper"): ("efficientnet_lite0", "paper")}     # nothing shared: the profile
+    moved = nearest_calibration("resnet50", "paper")
+    assert moved.rule == CalibratedRule("all_half", -2.5)                       # the rule itself unchanged
+    assert moved.evidence() == ("calibrated on 3 datasets, backbone resnet50_keras_v1, profile cpu; "
+                                "transferred to resnet50 at paper, which have none")
+
+
+def test_resolve_policy_transfers_to_pretrained_backbones_only(monkeypatch, tmp_path):
+    from finetune_advisor.calibration import model
+    from finetune_advisor.recommend import AdviseOptions, resolve_policy
+
+    monkeypatch.setattr(model, "SHIPPED_DIR", tmp_path)
+    Calibration(CalibratedRule("all_half", -2.5), backbone="resnet50_keras_v1", profile="cpu",
+                provenance={"datasets": ["a", "b", "c"]}).save(tmp_path / "r50.json")
+    policy, cal, note = resolve_policy(AdviseOptions(profile="paper"), "resnet50")
+    assert policy == "calibrated" and cal.backbone == "resnet50_keras_v1"
+    assert note.startswith("no calibration for backbone 'resnet50' at profile 'paper': using the one fitted "
+                           "for resnet50_keras_v1 at cpu") and "--policy study" in note
+    policy, cal, note = resolve_policy(AdviseOptions(profile="paper"), "resnet50-random", pretrained=False)
+    assert (policy, cal) == ("study", None) and "using the study policy" in note
+    assert resolve_policy(AdviseOptions(policy="study"), "resnet50") == ("study", None, None)
+    assert resolve_policy(AdviseOptions(), "resnet50_keras_v1") == ("calibrated", model.Calibration.load(
+        tmp_path / "r50.json"), None)
