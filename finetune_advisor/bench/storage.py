@@ -320,14 +320,28 @@ def claim_trial(study: "BenchStudy") -> tuple[Any, int]:
 
     ``ask()`` under :func:`claim_lock`, then at once the first heartbeat (from there on Optuna's
     stale check covers the trial) and :data:`CLAIM_ATTR` (see :func:`requeue_dead_trials`).
-    Ctrl-C waits until the claim is whole: a half-made claim would stay RUNNING unseen."""
+    Ctrl-C waits until the claim is whole (a half-made claim would stay RUNNING unseen), then
+    fails the claimed trial, so that the next run re-queues it, and is raised."""
+    from optuna.trial import TrialState
+
     rdb = study.storage
-    with deferred_interrupt(), claim_lock(study.url), warnings.catch_warnings():
+    trial, interrupted = None, False
+    with claim_lock(study.url), warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "heartbeat is supposed to be used with Study.optimize"
-        trial = study.ask()
-        trial_id = rdb.get_trial_id_from_study_id_trial_number(study.study_id, trial.number)
-        rdb.record_heartbeat(trial_id)
-        trial.set_user_attr(CLAIM_ATTR, trial.number)
+        try:
+            with deferred_interrupt():
+                trial = study.ask()
+                trial_id = rdb.get_trial_id_from_study_id_trial_number(study.study_id, trial.number)
+                rdb.record_heartbeat(trial_id)
+                trial.set_user_attr(CLAIM_ATTR, trial.number)
+        except KeyboardInterrupt:          # raised as the block ends: the claim is whole
+            interrupted = True
+    if interrupted:
+        if trial is not None:
+            with deferred_interrupt():
+                trial.set_user_attr("error", "interrupted (Ctrl-C) as it was claimed")
+                study.tell(trial, state=TrialState.FAIL)
+        raise KeyboardInterrupt
     return trial, trial_id
 
 

@@ -113,7 +113,8 @@ def recommend_config(profile: "DatasetProfile", *,
                                      meas.lr_finder_failed if lr_find is None else None)
     return Config(**{k: v.value for k, v in d.items()}, reasons={k: v.reason for k, v in d.items()},
                   measurements=meas,
-                  warnings=warnings_for(profile, similarity, far, threshold=threshold) + lr_warnings)
+                  warnings=warnings_for(profile, similarity, far, threshold=threshold,
+                                           policy=meas.policy or "study") + lr_warnings)
 
 
 def _profile_decision(name: str) -> Decision:

@@ -36,6 +36,40 @@ def test_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat_is_reque
     assert all(t.user_attrs[bench.CLAIM_ATTR] == t.number for t in study.get_trials() if t.state.name == "COMPLETE")
 
 
+def test_ctrl_c_while_a_trial_is_claimed_fails_it_for_the_next_run(tmp_path, helper, monkeypatch):
+    # The window a loaded machine hits: SIGINT arrives between ask() and the claim's end. The claim
+    # completes, then the trial is failed (re-queued by the next run), never left RUNNING.
+    import os
+    import signal
+
+    import pytest
+    from finetune_advisor.bench.storage import claim_trial
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study = open_study("t", url)
+    prepare_study(study, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={"weight_decay": (0.01,)},
+                  advise_fn=helper.fake_advise)
+    ask = study.ask
+
+    def ask_then_ctrl_c(*a, **k):
+        trial = ask(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)      # deferred until the claim is whole
+        return trial
+
+    monkeypatch.setattr(study, "ask", ask_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        claim_trial(study)
+    (trial,) = [t for t in study.get_trials() if t.state.name != "WAITING"]
+    assert trial.state.name == "FAIL" and trial.user_attrs["error"] == "interrupted (Ctrl-C) as it was claimed"
+    assert trial.user_attrs[bench.CLAIM_ATTR] == trial.number
+    monkeypatch.undo()
+    prepare_study(study, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid={"weight_decay": (0.01,)},
+                  advise_fn=helper.fake_advise)                                     # the next run re-queues it
+    bench.run_worker(study, run_trial_fn=helper.fake_train, progress=False)
+    done = helper.keys(study)
+    assert len(done) == len(set(done)) == study.user_attrs["n_grid"] and trial.user_attrs["key"] in done
+
+
 # --- two workers ----------------------------------------------------------------------------------
 
 def _two_workers(tmp_path, url, helper):

@@ -29,6 +29,18 @@ def test_calibrated_policy_decides_rates_and_depth_together_and_keeps_the_study_
     assert cfg.measurements.policy == "calibrated"
 
 
+def test_the_far_warning_gives_the_advice_of_the_policy_in_force():
+    study = h.recommend_config(PROFILE, similarity=0.6, lr_find=3e-3, policy="study")
+    calibrated = h.recommend_config(PROFILE, similarity=0.6, lr_find=3e-3, policy="calibrated",
+                                    rule=CalibratedRule("all_half", -2.5), evidence="e")
+    far = [[w for w in cfg.warnings if "far from ImageNet" in w] for cfg in (study, calibrated)]
+    assert "use the lower learning rate (study: lr_find / 10)" in far[0][0]
+    assert "(lr_find / 10) is not applied" in far[1][0] and "use the lower learning rate" not in far[1][0]
+    assert not [w for w in h.recommend_config(PROFILE, similarity=0.9, policy="calibrated",
+                                              rule=CalibratedRule("all_half", -2.5), evidence="e").warnings
+                if "far from ImageNet" in w]
+
+
 def test_calibrated_head_only_spends_the_whole_budget_on_the_head():
     plan = calibrated_plan(Measurements(), CalibratedRule("head_only", -2.0), profile_name="paper", evidence="e")
     assert plan["fine_tune"].value == "none" and plan["head_epochs"].value == 20 and plan["unfrozen_epochs"].value == 0
