@@ -195,12 +195,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.worker:
         study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
                                  create=False)
-        if args.workers > 1:     # N local processes, then the outputs of what they all ran
-            before = bench.study_status(study)["n_done"]
-            _spawn(study, args, out)
-            ran = bench.study_status(study)["n_done"] - before
-        else:
-            ran = bench.run_worker(study, progress=not args.quiet)
+        # N local processes, then the outputs of what they all ran
+        ran = _spawn(study, args, out) if args.workers > 1 else bench.run_worker(study, progress=not args.quiet)
         result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
     else:
         datasets = bench.resolve_datasets(args.datasets or None, paths=name_paths(args.data_path),
@@ -219,10 +215,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  write=args.workers == 1)
         study = result.pop("study")
         if args.workers > 1:     # prepared above; now the local processes work the queue
-            before = result["status"]["n_done"]
-            _spawn(study, args, out)
-            status = bench.study_status(study)
-            result.update(ran=status["n_done"] - before, status=status, files=bench.write_outputs(study, out))
+            result.update(ran=_spawn(study, args, out), status=bench.study_status(study),
+                          files=bench.write_outputs(study, out))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -232,10 +226,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spawn(study, args: argparse.Namespace, out: Path) -> None:
+def _spawn(study, args: argparse.Namespace, out: Path) -> int:
+    """``bench.spawn_workers`` on the study; how many trials they finished."""
+    before = bench.study_status(study)["n_done"]
     codes = bench.spawn_workers(args.study, study.url, args.workers, threads=args.threads, out_dir=out)
     if any(codes):
         print(f"warning: worker exit codes {codes}; rerun the same command to resume", file=sys.stderr)
+    return bench.study_status(study)["n_done"] - before
 
 
 def _existing_study(args: argparse.Namespace):
