@@ -9,6 +9,11 @@ the two goals: at 10x within 1 point of the sweep's best cell on every dataset; 
 ``fine_tune`` on every dataset. ``tune``'s own value is the best of its trials on the same
 validation split it selected on (as the oracle's is), so both carry the winner's margin.
 
+By default ``tune@3x`` is read off each ``tune@10x`` search (``--anytime``): the search's choices
+depend only on its earlier trials (seeded sampler, pruner against earlier trials), so a 3x
+search is the 10x one's first trials, up to where the 3x budget stops starting new ones
+(``tune.ledger.replay``); only timing noise differs. ``--no-anytime`` runs it on its own.
+
     # run with two local workers (resumable; other machines: the same command with --worker-only)
     python benchmarks/tune_vs_anchors.py --study cpu-r50-tune-v1 \\
         --storage sqlite:///docs/bench/cpu-r50-tune-v1/bench.db \\
@@ -26,8 +31,10 @@ import pandas as pd
 from finetune_advisor.bench import REFERENCE_DATASETS, open_study, results_table
 from finetune_advisor.bench.grid import CALIBRATION_PREFIX
 from finetune_advisor.cli import main
+from finetune_advisor.tune.anchor import anytime_metric
 
 ANCHORS = ("fastai_fine_tune", "tune@3x", "tune@10x")
+ANYTIME = {"tune@3x": "tune@10x"}     # an arm read off a larger search: its budget <- the search's anchor
 COLUMNS = {"baseline": "recommendation", "fastai_fine_tune": "fine_tune", "tune@3x": "tune@3x",
            "tune@10x": "tune@10x"}
 
@@ -43,9 +50,24 @@ def sweep_best(study_name: str, storage: str) -> pd.Series:
     return grid.groupby(["dataset", "parameter", "value"])["metric"].mean().groupby("dataset").max()
 
 
+def anytime_rows(study, res: pd.DataFrame) -> pd.DataFrame:
+    """Rows for each :data:`ANYTIME` arm the study did not run, read off its larger search."""
+    extra = []
+    for budget, source in ANYTIME.items():
+        if (res["value"].astype(str) == budget).any():
+            continue                       # run on its own (--no-anytime): measured, not read off
+        histories = {t.number: t.user_attrs.get("tune_history") for t in study.get_trials(deepcopy=False)}
+        for row in res[res["value"].astype(str) == source].to_dict("records"):
+            if histories.get(row["trial"]):
+                metric = anytime_metric(histories[row["trial"]], budget.split("@")[1])
+                extra.append({**row, "value": budget, "label": f"anchor:{budget}", "metric": metric})
+    return pd.concat([res, pd.DataFrame(extra, columns=res.columns)], ignore_index=True) if extra else res
+
+
 def table(study_name: str, storage: str, sweep: str, sweep_storage: str) -> pd.DataFrame:
-    res = results_table(getattr(s := open_study(study_name, storage, create=False), "study", s))
-    res = res[res["fraction"] == 1.0]
+    study = getattr(s := open_study(study_name, storage, create=False), "study", s)
+    res = results_table(study)
+    res = anytime_rows(study, res[res["fraction"] == 1.0])
     res["arm"] = [COLUMNS.get(str(v), COLUMNS.get(str(p))) for p, v in zip(res["parameter"], res["value"])]
     res = res.dropna(subset=["arm"])
     stats = res.groupby(["dataset", "arm"])["metric"].agg(["mean", "std", "count"]).unstack("arm")
@@ -87,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="local single-thread worker processes (default: %(default)s)")
     p.add_argument("--worker-only", action="store_true", help="only work an existing study's queue")
     p.add_argument("--table-only", action="store_true", help="print the table so far; train nothing")
+    p.add_argument("--anytime", action=argparse.BooleanOptionalAction, default=True,
+                   help="read tune@3x off each tune@10x search instead of running it (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -97,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
             cmd.append("--worker")
         else:
             cmd += ["--profile", "cpu", "--max-images-per-class", "100", "--fractions", "1.0",
-                    "--seeds", str(args.seeds), "--parameters", "--anchors", *ANCHORS, "--policy", "calibrated",
+                    "--seeds", str(args.seeds), "--parameters", "--policy", "calibrated",
+                    "--anchors", *[a for a in ANCHORS if not (args.anytime and a in ANYTIME)],
                     "--datasets", *(args.datasets or single_label_datasets())]
             if args.backbone:
                 cmd += ["--backbone", args.backbone]
@@ -109,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         print(t[[c for c in t.columns if not c.startswith("_")]].to_string(float_format="{:.3f}".format))
     for line in goals(t):
         print(line)
+    if args.anytime:
+        print("tune@3x: read off each tune@10x search's first trials (--anytime)")
     return 0
 
 

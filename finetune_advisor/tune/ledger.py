@@ -10,9 +10,12 @@ parameters were queued again) or ``retry_of``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-__all__ = ["Ledger", "ledger", "ROLE_ATTR", "RECOMMENDATION", "SEARCH"]
+if TYPE_CHECKING:
+    from .budget import Budget
+
+__all__ = ["Ledger", "ledger", "replay", "ROLE_ATTR", "RECOMMENDATION", "SEARCH"]
 
 ROLE_ATTR, RECOMMENDATION, SEARCH = "role", "recommendation", "search"
 _ORDER = ("complete", "running", "waiting", "failed", "missing")
@@ -82,3 +85,31 @@ def ledger(trials: Iterable[Any]) -> Ledger:
     led.n_finished = led.n_complete + led.n_pruned + led.n_failed
     led.expected_s = sum(full) / len(full) if full else None
     return led
+
+
+def replay(trials: Iterable[Any], budget: "Budget") -> list[Any]:
+    """The finished trials a one-worker search with a smaller ``budget`` would have run: the
+    longest prefix (by trial number) that the search loop's stopping rule lets start.
+
+    The loop's choices depend only on the trials before each one (the sampler is seeded, the
+    pruner compares with earlier trials), so the first trials of a 10x search are those of a 3x
+    search on the same seed, up to where the 3x one stops starting trials; only timing noise
+    differs. bench reads ``tune@3x`` off a ``tune@10x`` anchor this way, at no extra cost.
+
+    >>> from types import SimpleNamespace as T
+    >>> from finetune_advisor.tune.budget import parse_budget
+    >>> done = lambda n, v, wall, role="search": T(number=n, state=T(name="COMPLETE"), value=v,
+    ...                                            user_attrs={"role": role, "wall_time_s": wall})
+    >>> run = [done(0, 0.8, 10.0, "recommendation"), done(1, 0.7, 10.0), done(2, 0.9, 10.0), done(3, 0.95, 10.0)]
+    >>> [t.number for t in replay(run, parse_budget("2x"))], [t.number for t in replay(run, parse_budget("10x"))]
+    ([0, 1], [0, 1, 2, 3])
+    """
+    from .budget import may_start
+
+    finished = sorted((t for t in trials if _state(t) in ("COMPLETE", "PRUNED", "FAIL")), key=lambda t: t.number)
+    for k in range(len(finished)):
+        led = ledger(finished[:k])
+        if led.recommendation == "complete" and not may_start(budget.seconds(led.unit_s), led.spent_s, 0,
+                                                              led.expected_s):
+            return finished[:k]
+    return finished

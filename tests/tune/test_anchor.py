@@ -11,6 +11,7 @@ from finetune_advisor import bench
 from finetune_advisor.bench import BenchDataset
 from finetune_advisor.config import Config
 from finetune_advisor.exceptions import ConfigError
+from finetune_advisor.tune.anchor import anytime_metric
 
 BASE = Config(backbone="resnet18", profile="cpu", image_size=32, batch_size=8, head_epochs=2, unfrozen_epochs=2,
               fine_tune="all", head_size=32, lr=1e-3, lr_finetune=5e-4, measurements={"lr_find": 1e-3, "far": False})
@@ -47,6 +48,9 @@ def test_train_trial_runs_tune_and_records_its_best_trial(folder):
     assert out["metric_name"] == "accuracy" and 0 <= out["metric"] <= 1
     assert out["tune_trials"] >= 2 and out["wall_time_s"] > 0 and math.isfinite(out["tune_recommendation_metric"])
     assert Config.from_json(out["tune_best_config"]).image_size == BASE.image_size    # same protocol
+    # the search replayed at its own budget ends where it ended; at 1x only trial 0 fits
+    assert anytime_metric(out["tune_history"], "2x") == out["metric"]
+    assert anytime_metric(out["tune_history"], "1x") == out["tune_recommendation_metric"]
 
 
 def test_regret_gives_tune_a_margin_but_never_the_best_cell():
