@@ -24,6 +24,7 @@ search is the 10x one's first trials, up to where the 3x budget stops starting n
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import pandas as pd
@@ -78,7 +79,10 @@ def table(study_name: str, storage: str, sweep: str, sweep_storage: str) -> pd.D
                         zip(stats[("mean", arm)], stats[("std", arm)])]
             out[f"_{arm}"] = stats[("mean", arm)]
     out["sweep best"] = sweep_best(sweep, sweep_storage).reindex(out.index)
-    return out
+    means = {c: (f"{out[f'_{c}'].mean():.3f}" if f"_{c}" in out else "") for c in COLUMNS.values()}
+    mean_row = pd.DataFrame([{**means, **{f"_{c}": math.nan for c in COLUMNS.values() if f"_{c}" in out},
+                              "sweep best": out["sweep best"].mean()}], index=[f"mean ({len(out)})"])
+    return pd.concat([out, mean_row[[c for c in out.columns if c in mean_row]]])
 
 
 def goals(t: pd.DataFrame) -> list[str]:

@@ -86,7 +86,8 @@ def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed:
     if anchor is not None and is_tune_anchor(anchor):
         from ..tune.anchor import tune_anchor_trial    # tune imports bench: loaded when used
         return tune_anchor_trial(config, fraction_subset(full, fraction), anchor, seed=seed,
-                                 max_images_per_class=profile.max_images_per_class)
+                                 max_images_per_class=profile.max_images_per_class,
+                                 leave_out=dataset.name)   # never a portfolio chosen on this dataset
     res = train(config, fraction_subset(full, fraction), seed=seed, progress=False,
                 max_images_per_class=profile.max_images_per_class)
     metric = res.main_metric

@@ -6,7 +6,7 @@ and is the one that reads it back; calibrations for the shipped backbones live i
 >>> import tempfile, pathlib
 >>> from finetune_advisor.heuristics.policies import CalibratedRule
 >>> cal = Calibration(CalibratedRule("all_half", -2.5), backbone="resnet18", profile="cpu",
-...                   provenance={"datasets": ["a", "b"]})
+...                   provenance={"datasets": ["a", "b"]}, portfolio=(("head_only", -2.5), ("all_half", -1.5)))
 >>> path = cal.save(pathlib.Path(tempfile.mkdtemp()) / "cal.json")
 >>> Calibration.load(path) == cal
 True
@@ -36,7 +36,9 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "resources" / "calibrations"
 @dataclass(frozen=True)
 class Calibration:
     """A calibrated rule and what it holds for: ``backbone`` (a backbone key such as
-    ``resnet50_keras_v1``) and ``profile`` (a Config profile, with its ``schedule``)."""
+    ``resnet50_keras_v1``) and ``profile`` (a Config profile, with its ``schedule``);
+    ``portfolio``, the (arm, log10 lr) cells ``tune`` tries after the rule's
+    (:mod:`.portfolio`; empty in files written before it existed)."""
 
     rule: CalibratedRule
     backbone: str
@@ -45,6 +47,7 @@ class Calibration:
     family: str = "constant"
     provenance: Mapping[str, Any] = field(default_factory=dict)
     version: int = CALIBRATION_VERSION
+    portfolio: tuple[tuple[str, float], ...] = ()
 
     @property
     def n_datasets(self) -> int:
@@ -61,6 +64,19 @@ class Calibration:
         """This calibration used for a backbone and profile it was not fitted for (its rule unchanged)."""
         return replace(self, provenance={**self.provenance,
                                          "transferred_to": {"backbone": backbone, "profile": profile}})
+
+    def portfolio_for(self, dataset: str | None = None) -> tuple[tuple[str, float], ...]:
+        """The portfolio to try on ``dataset``: the one fitted without it when the calibration
+        was fitted on a dataset of that name (a benchmark must not score cells chosen on the
+        dataset it scores), else :attr:`portfolio`.
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r", "cpu", portfolio=(("head_only", -2.0),),
+        ...                   provenance={"per_dataset": {"a": {"loo_portfolio": [["all_half", -1.5]]}}})
+        >>> cal.portfolio_for("a"), cal.portfolio_for("new")
+        ((('all_half', -1.5),), (('head_only', -2.0),))
+        """
+        loo = ((self.provenance.get("per_dataset") or {}).get(dataset) or {}).get("loo_portfolio")
+        return self.portfolio if loo is None else tuple((str(a), float(r)) for a, r in loo)
 
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""
@@ -80,7 +96,8 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"format": CALIBRATION_FORMAT, "version": self.version, "backbone": self.backbone,
                 "profile": self.profile, "schedule": dict(self.schedule), "family": self.family,
-                "rule": self.rule.to_dict(), "provenance": to_jsonable(self.provenance)}
+                "rule": self.rule.to_dict(), "portfolio": [{"arm": a, "log10_lr": r} for a, r in self.portfolio],
+                "provenance": to_jsonable(self.provenance)}
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -99,7 +116,8 @@ class Calibration:
             return cls(rule=CalibratedRule.from_dict(data["rule"]), backbone=str(data["backbone"]),
                        profile=str(data["profile"]), schedule=dict(data.get("schedule") or {}),
                        family=str(data.get("family", "constant")), provenance=dict(data.get("provenance") or {}),
-                       version=int(version))
+                       version=int(version), portfolio=tuple((str(c["arm"]), float(c["log10_lr"]))
+                                                             for c in data.get("portfolio") or ()))
         except (KeyError, TypeError) as exc:
             raise CalibrationError(f"{source} is incomplete or malformed: {exc}") from None
 

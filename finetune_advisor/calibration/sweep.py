@@ -20,6 +20,7 @@ from ..heuristics.policies import ARMS, predictor_value
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
 from .measure import measure_predictors, read_measured, with_measured
 from .model import Calibration
+from .portfolio import greedy_portfolio, leave_one_out_portfolios, rule_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,9 +129,12 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     loo = leave_one_out(curves, numeric, candidates)
     family = loo.best_family()
     fit = fit_family(curves, numeric, family)
+    portfolio = greedy_portfolio(curves, {d: rule_cell(fit.rule, numeric[d]) for d in curves.datasets})
+    loo_portfolios, portfolio_loo = leave_one_out_portfolios(curves, loo.rules[family], numeric)
     per_dataset = {d: {"best_cell": dict(zip(("arm", "log10_lr"), curves.best_cell(d))),
                        "best_score": round(curves.best[d], 4), "fit_regret": round(fit.regrets[d], 4),
                        "loo_regret": round(loo.regrets[family][d], 4), "n_seeds": int(curves.n_seeds.get(d, 0)),
+                       "loo_portfolio": [[arm, rate] for arm, rate in loo_portfolios[d]],
                        "multi_label": bool(features[d].get("multi_label")),
                        "predictors": {p: (None if v is None or not math.isfinite(v) else round(v, 4))
                                       for p, v in numeric[d].items()}}
@@ -142,12 +146,15 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
         "score": "accuracy (single-label), macro ROC AUC (multi-label)",
         "fit_mean_regret": round(fit.mean_regret, 4),
         "loo_mean_regret": {f: round(loo.mean(f), 4) for f in loo.regrets},
+        # k = 0 .. PORTFOLIO_SIZE: the best of the left-out rule's cell and its portfolio's first k
+        "portfolio_loo_mean_regret": portfolio_loo,
         "per_dataset": per_dataset, "kendall_tau": kendall_taus(curves, numeric),
         "source": f"calibrate {' '.join(info['studies'])}",
     }
     config_profile = str((info.get("schedule") or {}).get("config_profile", profile_name.split("+")[0]))
     return Calibration(rule=fit.rule, backbone=backbone, profile=config_profile,
-                       schedule=info.get("schedule") or {}, family=family, provenance=provenance)
+                       schedule=info.get("schedule") or {}, family=family, provenance=provenance,
+                       portfolio=tuple(portfolio))
 
 
 def format_calibration(cal: Calibration) -> str:
@@ -158,6 +165,10 @@ def format_calibration(cal: Calibration) -> str:
              f"fitted on {len(p.get('datasets', []))} datasets ({p.get('n_trials', 0)} trials); mean regret "
              f"{p.get('fit_mean_regret')} in sample, leave-one-out per family: "
              + ", ".join(f"{f} {r}" for f, r in (p.get("loo_mean_regret") or {}).items())]
+    if cal.portfolio:
+        lines.append("tune's portfolio after the rule: " + ", ".join(f"{a} at 1e{r:+.2f}" for a, r in cal.portfolio)
+                     + "; leave-one-out regret of the best of the rule and its first k, k = 0..: "
+                     + ", ".join(str(r) for r in p.get("portfolio_loo_mean_regret") or ()))
     for d, row in (p.get("per_dataset") or {}).items():
         cell = row["best_cell"]
         lines.append(f"  {d:12s} best {row['best_score']:.3f} ({cell['arm']} at 1e{cell['log10_lr']:+.1f})  "

@@ -124,7 +124,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     config = _read_config(args.config) if args.config else None
     result = tune(path, budget, config=config, options=options_from_args(args), storage=args.storage,
                   study_name=args.study, n_trials=args.trials, seed=args.seed, out_dir=args.out,
-                  progress=not args.quiet, worker=args.worker, heartbeat_interval=args.heartbeat)
+                  progress=not args.quiet, worker=args.worker, heartbeat_interval=args.heartbeat,
+                  portfolio=() if args.no_portfolio else None)
     print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.summary_lines()))
     return 0
 

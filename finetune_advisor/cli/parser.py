@@ -225,6 +225,9 @@ def _add_tune(sub, common) -> None:
                    help="join a study started elsewhere (same --storage and --study) and work on it")
     p.add_argument("--heartbeat", type=int, default=60,
                    help="heartbeat interval in seconds; a trial silent for two is retried (default: %(default)s)")
+    p.add_argument("--no-portfolio", action="store_true",
+                   help="after the recommendation, go straight to TPE instead of first trying the calibration's "
+                        "portfolio (the sweep's cells that best complement the rule's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

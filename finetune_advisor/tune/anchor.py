@@ -25,7 +25,8 @@ def tune_anchor_trial(config: Config, dataset: Dataset, anchor: str, *, seed: in
 
     ``metric`` (the value the bench study records) is the best trial's main metric (accuracy, or
     accuracy_multi beside its ``roc_auc_macro`` on a multi-label dataset); ``wall_time_s`` is
-    the whole search's; ``tune_history`` (JSON) keeps each finished trial's number, state,
+    the whole search's; ``tune_kwargs`` go to :func:`~finetune_advisor.tune.tune` (bench passes
+    ``leave_out``: its dataset's name); ``tune_history`` (JSON) keeps each finished trial's number, state,
     value, role, wall time and main metric, so :func:`anytime_metric` can read a smaller budget's
     result off it. The search's own study lives in a temporary folder: a bench worker killed
     during it runs the anchor again from the start.
@@ -55,6 +56,7 @@ def tune_anchor_trial(config: Config, dataset: Dataset, anchor: str, *, seed: in
             "tune_pruned": res.n_pruned, "tune_best_trial": res.best_trial, "tune_value": res.best_value,
             "tune_recommendation_metric": float((rec.get("final_metrics") or {}).get(name, float("nan"))),
             "tune_best_config": None if res.best_config is None else res.best_config.to_json(indent=None),
+            "tune_portfolio_trials": sum(r.get("portfolio") is not None for r in res.trials),
             "tune_history": json.dumps([[r["number"], r["state"], r["value"], r[ROLE_ATTR], r.get("wall_time_s"),
                                          (r.get("final_metrics") or {}).get(name)] for r in res.trials])}
 

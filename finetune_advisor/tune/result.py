@@ -131,7 +131,7 @@ def _trial_row(t: Any) -> dict[str, Any]:
     row = {"number": t.number, "state": t.state.name, "value": t.value, ROLE_ATTR: a.get(ROLE_ATTR, SEARCH)}
     row.update({p: t.params.get(p) for p in PARAMETERS})
     row.update({k: a.get(k) for k in ("epochs_planned", "epochs_run", "wall_time_s", "error", "metric_name",
-                                      "final_metrics")})
+                                      "final_metrics", "portfolio")})
     row["retry_of"] = a.get("retry_of", t.system_attrs.get("failed_trial"))
     return row
 

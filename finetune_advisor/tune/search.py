@@ -2,7 +2,9 @@
 
 Trial 0 is the recommendation itself (enqueued with the parameters that reproduce it, never
 pruned): its wall time is the unit of a relative budget (``5x``) and its value the one to beat.
-Later trials are drawn by a seeded TPE sampler from :class:`~.space.SearchSpace` and pruned per
+Next come the calibration's portfolio (:mod:`finetune_advisor.calibration.portfolio`: the sweep's
+cells that best complement the rule's, enqueued at set-up), then a seeded TPE sampler draws from
+:class:`~.space.SearchSpace`. Every trial but trial 0 is pruned per
 epoch (:class:`~.pruning.PruningCallback`, successive halving by default). The study lives on an
 RDB storage as bench's does (:func:`finetune_advisor.bench.storage.open_study`: heartbeats,
 dead workers' trials re-queued, SQLite's claim lock), so a killed run resumes with no trial
@@ -20,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .._progress import Ticker, progress_to_stderr
 from .._signals import deferred_interrupt
@@ -33,6 +35,7 @@ from ..recommend import AdviseOptions, advise
 from ..train import train
 from .budget import DEFAULT_BUDGET, Budget, may_start, parse_budget
 from .ledger import RECOMMENDATION, ROLE_ATTR, SEARCH, Ledger, ledger
+from .portfolio import calibration_of, enqueue_portfolio
 from .result import TuneResult, summarise, write_outputs
 from .space import SearchSpace
 
@@ -71,7 +74,8 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
          out_dir: str | os.PathLike = DEFAULT_OUT, progress: bool = True, worker: bool = False,
          backbone: Backbone | None = None, pruner: Any = None, heartbeat_interval: int = 60,
          grace_period: int | None = None, max_images_per_class: int | None = None,
-         num_workers: int = 0) -> TuneResult:
+         num_workers: int = 0, portfolio: Sequence[tuple[str, float]] | None = None,
+         leave_out: str | None = None) -> TuneResult:
     """Search for a better Config than the recommendation, within a budget.
 
     Parameters
@@ -112,6 +116,14 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
         killed: it is failed and re-queued with the same parameters.
     max_images_per_class, num_workers :
         Passed to :func:`~finetune_advisor.train.train`.
+    portfolio : sequence of (arm, log10 lr), optional
+        Cells of the calibration sweep's grid to try right after the recommendation (arms of
+        :data:`~finetune_advisor.heuristics.policies.ARMS`). Default: the portfolio of the
+        calibration the recommendation used (``options.calibration``, else the shipped one it
+        names); ``()`` for none.
+    leave_out : str, optional
+        A dataset name: use the portfolio fitted without that dataset, when the calibration was
+        fitted on one of that name (bench's ``tune@Nx`` anchor passes its dataset's).
 
     Returns
     -------
@@ -155,12 +167,16 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
     else:
         dataset = given or read_dataset(dataset_or_path, **{k: v for k, v in opts.read_kwargs().items()
                                                             if v is not None})
+    fresh = "base_config" not in stored
     base, space = _settle(study, config, dataset, worker)
     if parsed is None:
         parsed = parse_budget(stored.get("budget", DEFAULT_BUDGET))
     if not worker:
         study.set_user_attr("budget", parsed.text)
         _ensure_recommendation(study, space.params_of(base))
+        if fresh:
+            cells = calibration_of(base, opts) if portfolio is None else portfolio
+            enqueue_portfolio(study, space, base, cells, leave_out)
     if backbone is None:
         from fastai.torch_core import set_seed
 

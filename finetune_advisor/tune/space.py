@@ -109,6 +109,22 @@ class SearchSpace:
             params["lr_ratio"] = float(config.lr_finetune / config.lr)
         return params
 
+    def params_at(self, base: Config, lr: float, fine_tune: str, lr_ratio: float | None = None) -> dict[str, Any]:
+        """``base``'s parameters with another rate, depth and (unfrozen) rate ratio, each clipped
+        into the space: a calibration portfolio's cell as a trial to enqueue.
+
+        >>> space = SearchSpace.around(Config(lr=2e-3, lr_finetune=1e-3))
+        >>> p = space.params_at(Config(lr=2e-3, lr_finetune=1e-3), 1.0, "all", 0.1)
+        >>> round(p["lr"], 4), p["fine_tune"], p["lr_ratio"]
+        (0.0632, 'all', 0.1)
+        """
+        params = {**self.params_of(base), "lr": float(min(max(lr, self.lr[0]), self.lr[1])), "fine_tune": fine_tune}
+        params.pop("lr_ratio", None)
+        if fine_tune != "none":
+            ratio = base.lr_finetune / base.lr if lr_ratio is None else lr_ratio
+            params["lr_ratio"] = float(min(max(ratio, self.lr_ratio[0]), self.lr_ratio[1]))
+        return params
+
     @staticmethod
     def config_for(base: Config, params: Mapping[str, Any], reason: str = "tuned") -> Config:
         """``base`` with ``params`` applied; only fields whose value changes get ``reason``.

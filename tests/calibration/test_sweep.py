@@ -36,7 +36,9 @@ def test_calibrate_recovers_the_rule_and_records_its_evidence(study_url, sweep, 
     assert p["datasets"] == sorted(SIMILARITY) and p["n_trials"] == 5 * 14
     assert p["loo_mean_regret"]["linear:similarity"] < p["loo_mean_regret"]["constant"]
     assert p["kendall_tau"]["similarity"]["best_log10_lr"]["tau"] < -0.8
-    assert set(p["per_dataset"]["d1"]) >= {"best_cell", "fit_regret", "loo_regret"}
+    assert set(p["per_dataset"]["d1"]) >= {"best_cell", "fit_regret", "loo_regret", "loo_portfolio"}
+    assert len(cal.portfolio) == 4 and len(p["portfolio_loo_mean_regret"]) == 5
+    assert p["portfolio_loo_mean_regret"] == sorted(p["portfolio_loo_mean_regret"], reverse=True)
     text = format_calibration(cal)
     assert "linear:similarity" in text and "d5" in text
     assert Calibration.load(cal.save(tmp_path / "c.json")) == cal

@@ -2,6 +2,7 @@
 trial early, a resumed or joined study adds only what is missing, and the folder reads back."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -131,3 +132,29 @@ def test_ctrl_c_fails_the_trial_and_queues_its_parameters_again(folder, backbone
     ts = trials_of(tmp_path)
     assert [t.state.name for t in ts] == ["COMPLETE", "FAIL", "COMPLETE"] and ts[2].params == ts[1].params
     assert res.n_trials == 2 and not (tmp_path / "tune.json").read_text().count('"interrupted"')
+
+
+def test_the_portfolio_follows_the_recommendation(folder, backbone, tmp_path):
+    cells = [("head_only", -2.0), ("all_half", -3.0), ("all_tenth", -2.5)]   # the second is CONFIG again
+    tune(folder, "100x", config=CONFIG, backbone=backbone, out_dir=tmp_path, n_trials=3, progress=False,
+         portfolio=cells)
+    trials = trials_of(tmp_path)
+    assert [t.user_attrs.get("portfolio") for t in trials] == [None, 0, 2]
+    assert trials[1].params["fine_tune"] == "none" and trials[1].params["lr"] == pytest.approx(1e-2)
+    assert trials[2].params["fine_tune"] == "all" and trials[2].params["lr"] == pytest.approx(10 ** -2.5)
+    assert trials[2].params["lr_ratio"] == pytest.approx(0.1)
+
+
+def test_the_default_portfolio_is_the_recommendations_calibration():
+    from finetune_advisor.calibration import shipped_calibrations
+    from finetune_advisor.measurements import Measurements
+    from finetune_advisor.recommend import AdviseOptions
+    from finetune_advisor.tune.portfolio import calibration_of
+
+    cal = next(c for c in shipped_calibrations() if c.portfolio)
+    used = dataclasses.replace(CONFIG, measurements=Measurements(calibration=cal.summary()))
+    assert calibration_of(used, AdviseOptions()) == cal
+    assert calibration_of(CONFIG, AdviseOptions()) is None                  # no calibration: no portfolio
+    other = {**cal.summary(), "rule": {**cal.rule.to_dict(), "intercept": -9.0}}
+    assert calibration_of(dataclasses.replace(CONFIG, measurements=Measurements(calibration=other)),
+                         AdviseOptions()) is None                           # not the one it names any more
