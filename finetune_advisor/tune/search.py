@@ -4,8 +4,11 @@ Trial 0 is the recommendation itself (enqueued with the parameters that reproduc
 pruned): its wall time is the unit of a relative budget (``5x``) and its value the one to beat.
 Next come the calibration's portfolio (:mod:`finetune_advisor.calibration.portfolio`: the sweep's
 cells that best complement the rule's, enqueued at set-up), then a seeded TPE sampler draws from
-:class:`~.space.SearchSpace`. Every trial but trial 0 is pruned per
-epoch (:class:`~.pruning.PruningCallback`, successive halving by default). The study lives on an
+:class:`~.space.SearchSpace`. The TPE trials are pruned per
+epoch (:class:`~.pruning.PruningCallback`, successive halving by default); the recommendation and
+the portfolio, chosen on full-length evidence, always run to the end (in ``cpu-lite0-tune-v2`` the
+portfolio's head-only cell, the best complement on the sweep, was pruned after its first epoch on
+every dataset: an early epoch of one schedule does not rank another's end). The study lives on an
 RDB storage as bench's does (:func:`finetune_advisor.bench.storage.open_study`: heartbeats,
 dead workers' trials re-queued, SQLite's claim lock), so a killed run resumes with no trial
 lost or repeated, and several machines can share one (PostgreSQL URL, ``worker=True``).
@@ -325,7 +328,8 @@ def _train_claimed(run: _Run, trial, led: Ledger) -> None:
 
     multi = run.metric == "roc_auc_macro"
     callback = PruningCallback(trial, "valid_loss" if multi else "accuracy", sign=-1.0 if multi else 1.0,
-                               prune=role != RECOMMENDATION, on_epoch=on_epoch)
+                               prune=role != RECOMMENDATION and "portfolio" not in trial.user_attrs,
+                               on_epoch=on_epoch)
     state, value, error = TrialState.COMPLETE, None, None
     try:
         result = train(config, run.dataset, seed=run.seed, backbone=run.backbone, progress=False,

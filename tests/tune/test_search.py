@@ -136,10 +136,13 @@ def test_ctrl_c_fails_the_trial_and_queues_its_parameters_again(folder, backbone
 
 def test_the_portfolio_follows_the_recommendation(folder, backbone, tmp_path):
     cells = [("head_only", -2.0), ("all_half", -3.0), ("all_tenth", -2.5)]   # the second is CONFIG again
-    tune(folder, "100x", config=CONFIG, backbone=backbone, out_dir=tmp_path, n_trials=3, progress=False,
-         portfolio=cells)
+    never_good_enough = optuna.pruners.ThresholdPruner(lower=2.0)    # would prune any prunable trial at once
+    tune(folder, "100x", config=CONFIG, backbone=backbone, out_dir=tmp_path, n_trials=4, progress=False,
+         portfolio=cells, pruner=never_good_enough)
     trials = trials_of(tmp_path)
-    assert [t.user_attrs.get("portfolio") for t in trials] == [None, 0, 2]
+    assert [t.user_attrs.get("portfolio") for t in trials] == [None, 0, 2, None]
+    # the portfolio runs to the end like the recommendation; the TPE trial after it is pruned
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED"]
     assert trials[1].params["fine_tune"] == "none" and trials[1].params["lr"] == pytest.approx(1e-2)
     assert trials[2].params["fine_tune"] == "all" and trials[2].params["lr"] == pytest.approx(10 ** -2.5)
     assert trials[2].params["lr_ratio"] == pytest.approx(0.1)
