@@ -53,14 +53,14 @@ def greedy_portfolio(curves: Curves, first: Mapping[str, Cell], size: int = PORT
     firsts = {first[d] for d in datasets}
     cells = sorted({(arm, float(rate)) for (_, arm), rates in curves.rates.items() for rate in rates
                     if all((d, arm) in curves.rates for d in datasets)} - (firsts if len(firsts) == 1 else set()))
+    regrets = {c: np.array([curves.regret(d, *c) for d in datasets]) for c in cells}   # read each curve once
     chosen: list[Cell] = []
     current = np.array([curves.regret(d, *first[d]) for d in datasets])
     for _ in range(min(size, len(cells))):
         options = [c for c in cells if c not in chosen]
-        gains = [np.minimum(current, [curves.regret(d, *c) for d in datasets]).mean() for c in options]
-        pick = options[int(np.argmin(gains))]
+        pick = options[int(np.argmin([np.minimum(current, regrets[c]).mean() for c in options]))]
         chosen.append(pick)
-        current = np.minimum(current, [curves.regret(d, *pick) for d in datasets])
+        current = np.minimum(current, regrets[pick])
     return chosen
 
 

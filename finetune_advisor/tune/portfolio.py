@@ -4,7 +4,6 @@ and its cells enqueued in the tune study."""
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING, Sequence
 
 from ..bench.storage import BenchStudy
@@ -12,7 +11,7 @@ from ..config import Config
 from ..exceptions import ConfigError
 from ..recommend import AdviseOptions
 from .ledger import ROLE_ATTR, SEARCH
-from .space import SearchSpace
+from .space import SearchSpace, _same
 
 if TYPE_CHECKING:
     from ..calibration import Calibration
@@ -40,22 +39,18 @@ def calibration_of(base: Config, opts: AdviseOptions) -> "Calibration | None":
     return cal
 
 
-def enqueue_portfolio(study: BenchStudy, space: SearchSpace, base: Config,
-                      source: "Calibration | Sequence[tuple[str, float]] | None", leave_out: str | None) -> None:
-    """Enqueue the portfolio's cells (a Calibration's, or a list of (arm, log10 lr)) after the
-    recommendation, skipping any that is the recommendation again or a repeat."""
+def enqueue_portfolio(study: BenchStudy, space: SearchSpace, base: Config, cells: Sequence[tuple[str, float]]) -> None:
+    """Enqueue the portfolio's (arm, log10 lr) cells after the recommendation, skipping any that
+    is the recommendation again or a repeat."""
     from ..heuristics.policies import ARMS
 
-    cells = source.portfolio_for(leave_out) if hasattr(source, "portfolio_for") else tuple(source or ())
     seen = [space.params_of(base)]
     for i, (arm, log10_lr) in enumerate(cells):
         if arm not in ARMS:
             raise ConfigError(f"portfolio cell {i} has unknown arm {arm!r}; choose from {list(ARMS)}")
         depth, ratio = ARMS[arm]
         params = space.params_at(base, 10 ** float(log10_lr), depth, ratio)
-        if any(p.keys() == params.keys() and all(
-                math.isclose(p[k], v, rel_tol=1e-6) if isinstance(v, float) else p[k] == v
-                for k, v in params.items()) for p in seen):
+        if any(p.keys() == params.keys() and all(_same(p[k], v) for k, v in params.items()) for p in seen):
             continue
         seen.append(params)
         study.enqueue_trial(params, user_attrs={ROLE_ATTR: SEARCH, "portfolio": i})

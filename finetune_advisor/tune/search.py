@@ -178,8 +178,10 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
         study.set_user_attr("budget", parsed.text)
         _ensure_recommendation(study, space.params_of(base))
         if fresh:
-            cells = calibration_of(base, opts) if portfolio is None else portfolio
-            enqueue_portfolio(study, space, base, cells, leave_out)
+            if portfolio is None:
+                calibration = calibration_of(base, opts)
+                portfolio = () if calibration is None else calibration.portfolio_for(leave_out)
+            enqueue_portfolio(study, space, base, portfolio)
     if backbone is None:
         from fastai.torch_core import set_seed
 
