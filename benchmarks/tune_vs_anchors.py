@@ -51,10 +51,10 @@ def sweep_best(study_name: str, storage: str) -> pd.Series:
     return grid.groupby(["dataset", "parameter", "value"])["metric"].mean().groupby("dataset").max()
 
 
-def anytime_rows(study, res: pd.DataFrame) -> pd.DataFrame:
+def anytime_rows(trials, res: pd.DataFrame) -> pd.DataFrame:
     """Rows for each :data:`ANYTIME` arm the study did not run, read off its larger search."""
     extra = []
-    histories = {t.number: t.user_attrs.get("tune_history") for t in study.get_trials(deepcopy=False)}
+    histories = {t.number: t.user_attrs.get("tune_history") for t in trials}
     for budget, source in ANYTIME.items():
         if (res["value"].astype(str) == budget).any():
             continue                       # run on its own (--no-anytime): measured, not read off
@@ -68,7 +68,8 @@ def anytime_rows(study, res: pd.DataFrame) -> pd.DataFrame:
 def table(study_name: str, storage: str, sweep: str, sweep_storage: str) -> pd.DataFrame:
     study = getattr(s := open_study(study_name, storage, create=False), "study", s)
     res = results_table(study)
-    res = anytime_rows(study, res[res["fraction"] == 1.0])
+    trials = study.get_trials(deepcopy=False)      # read once: the histories and n_valid below
+    res = anytime_rows(trials, res[res["fraction"] == 1.0])
     res["arm"] = [COLUMNS.get(str(v), COLUMNS.get(str(p))) for p, v in zip(res["parameter"], res["value"])]
     res = res.dropna(subset=["arm"])
     stats = res.groupby(["dataset", "arm"])["metric"].agg(["mean", "std", "count"]).unstack("arm")
@@ -80,11 +81,11 @@ def table(study_name: str, storage: str, sweep: str, sweep_storage: str) -> pd.D
             out[f"_{arm}"] = stats[("mean", arm)]
     out["sweep best"] = sweep_best(sweep, sweep_storage).reindex(out.index)
     # the scale of "1 point": one validation image is 1/n_valid of accuracy
-    n_valid = pd.DataFrame([t.user_attrs for t in study.get_trials(deepcopy=False) if t.user_attrs.get("n_valid")])
+    n_valid = pd.DataFrame([t.user_attrs for t in trials if t.user_attrs.get("n_valid")])
     out["1 image"] = (1.0 / n_valid.groupby("dataset")["n_valid"].median()).reindex(out.index)
     means = {arm: f"{out[f'_{arm}'].mean():.3f}" for arm in COLUMNS.values() if f"_{arm}" in out}
     mean_row = pd.DataFrame([{**means, "sweep best": out["sweep best"].mean()}], index=[f"mean ({len(out)})"])
-    out = pd.concat([out, mean_row])       # the hidden _arm columns stay NaN there: goals skip the row
+    out = pd.concat([out, mean_row])       # goals() leaves this row out by its "mean" label
     out["1 image"] = out["1 image"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     return out
 
