@@ -27,6 +27,20 @@ from finetune_advisor.testing import make_folder_dataset
 torch = pytest.importorskip("torch")
 
 MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"  # what the console script runs
+# The CLI with a library import that swallows Ctrl-C, as matplotlib's did once here (the signal
+# lands in it, and it carries on): the CLI must still stop.
+MAIN_WITH_SWALLOWING_IMPORT = """
+import os, signal, sys, time
+import finetune_advisor.cli.app as app
+def swallowing_import():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+    except BaseException:
+        pass
+app._import_torch_and_fastai = swallowing_import
+sys.exit(app.main())
+"""
 QUICK = ["--backbone", "resnet18", "--random-init", "--no-similarity", "--no-lr-finder", "-q"]
 BASE_COUNTS = {"a": 10, "b": 10, "c": 10}
 posix_only = pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process is POSIX-only here")
@@ -61,9 +75,9 @@ def leftovers(folder: Path) -> list[str]:
 class Child:
     """The CLI in a subprocess, its stderr collected line by line while it runs."""
 
-    def __init__(self, args, cwd: Path):
+    def __init__(self, args, cwd: Path, code: str = MAIN):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", MAIN, *map(str, args)], cwd=cwd, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         self.out: list[str] = []
@@ -124,6 +138,20 @@ def test_ctrl_c_while_still_loading_torch(dataset, tmp_path):
                    "--lr-steps", "5000", "--debug"], tmp_path)
     child.wait_for("importing torch and fastai")   # logged just before the import, which takes seconds
     assert_clean_interrupt(*child.interrupt()[::2])
+
+
+@posix_only
+def test_ctrl_c_swallowed_by_a_library_import_still_stops_the_run(dataset, tmp_path):
+    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+                   "--lr-steps", "5000"], tmp_path, code=MAIN_WITH_SWALLOWING_IMPORT)
+    try:
+        rc = child.proc.wait(timeout=60)     # the recommendation itself would take minutes
+    except subprocess.TimeoutExpired:
+        child.proc.kill()
+        pytest.fail("the Ctrl-C the import swallowed was lost: the run went on")
+    for t in child._readers:
+        t.join(timeout=10)
+    assert_clean_interrupt(rc, "".join(child.err))
 
 
 @posix_only

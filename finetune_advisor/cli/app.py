@@ -8,9 +8,12 @@ import sys
 import warnings
 from typing import Sequence
 
+from .._signals import deferred_interrupt
 from ..exceptions import FinetuneAdvisorError
 from .output import one_line, print_error
 from .parser import build_parser
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,10 +39,14 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     _quiet_third_party(args.debug)
-    # Deferred on purpose, the one such import in the CLI: the commands load pandas, the report,
-    # bench and train (most of a second); Ctrl-C while they load must still exit 130 cleanly.
-    from .commands import COMMANDS
-    if args.command not in ("profile", "bench status", "calibrate"):   # the commands that run torch
+    runs_torch = args.command not in ("profile", "bench status", "calibrate")
+    with deferred_interrupt():   # Ctrl-C while the libraries load: raised once they are in, never lost
+        # Deferred on purpose, the one such import in the CLI: the commands load pandas, the report,
+        # bench and train (most of a second).
+        from .commands import COMMANDS
+        if runs_torch:
+            _import_torch_and_fastai()
+    if runs_torch:
         from .._threads import pick_torch_threads
         pick_torch_threads()
     try:
@@ -62,6 +69,18 @@ def _main(argv: Sequence[str] | None) -> int:
         print_error(f"unexpected {type(exc).__name__}: {one_line(str(exc))[:300]} (rerun with --debug "
                     f"for the traceback, and please report it)")
         return 1
+
+
+def _import_torch_and_fastai() -> None:
+    """Load torch, torchvision and the fastai modules every torch command uses (seconds).
+
+    Called with SIGINT held back: a Ctrl-C that lands inside a library's import can be lost
+    there. Seen here: fastai imports matplotlib, whose ``projections`` wraps the 3-D toolkit's
+    import in ``except Exception``; the interrupt surfaced in it as another exception, matplotlib
+    warned "Unable to import Axes3D" and the run went on as if no key had been pressed.
+    """
+    log.debug("importing torch and fastai...")
+    import fastai.vision.learner  # noqa: F401  (torch, torchvision, matplotlib, fastai's core)
 
 
 def _quiet_third_party(debug: bool = False) -> None:
