@@ -24,6 +24,7 @@ from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
 from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
 from .results import write_outputs
+from .reuse import check_reusable, reuse_baselines, reuse_trials
 from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, read_datasets,
                       requeue_dead_trials, study_status, write_datasets)
 from .trials import advise_baseline, train_trial
@@ -61,7 +62,8 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
                   seeds: Sequence[int] = (0, 1, 2), profile: str | BenchProfile = "cpu",
                   grid: Mapping[str, Sequence[float]] | None = None, anchors: Sequence[str] = ANCHORS,
                   advise_fn: Callable | None = None, advise_options: Mapping[str, Any] | None = None,
-                  max_failures: int = 2, extra_anchors: Callable | None = None) -> list[TrialSpec]:
+                  max_failures: int = 2, extra_anchors: Callable | None = None,
+                  reuse_from: BenchStudy | None = None) -> list[TrialSpec]:
     """Compute (or reuse) the baselines and enqueue every missing trial, idempotently.
 
     Baselines are cached as study user attrs (``baseline:<dataset>|<fraction>``). A trial is
@@ -69,7 +71,9 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
     ``max_failures`` FAIL ones), so a kill during enqueueing, a second run or a second worker
     adds nothing twice. ``advise_fn(dataset, fraction, profile, options) -> Config`` defaults
     to :func:`advise_baseline` (with the study's advice cache). ``extra_anchors`` adds configs
-    made per dataset from its baseline (see :func:`expand_grid`). Returns the full grid.
+    made per dataset from its baseline (see :func:`expand_grid`). ``reuse_from``, a study run
+    with the same settings, lends its baselines and its finished trials of the same key and
+    Config instead of advising and training them again (:mod:`.reuse`). Returns the full grid.
     """
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     prof = BENCH_PROFILES[profile] if isinstance(profile, str) else profile
@@ -78,11 +82,17 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
     settings = {"fractions": fractions, "seeds": seeds, "profile": prof.to_dict(),
                 "grid": {k: list(map(float, v)) for k, v in (TABLE1_GRID if grid is None else grid).items()},
                 "anchors": list(anchors), "datasets": [d.name for d in datasets]}
+    if reuse_from is not None:     # before this study is stamped with its settings: a refusal leaves it as it was
+        check_reusable(settings, reuse_from)
     if "settings" in attrs and attrs["settings"] != settings:
         raise ConfigError("this study was started with other settings (datasets, fractions, seeds, profile or grid)",
                           hint=f"use a new study name, or rerun with the original settings: {attrs['settings']}")
     if "settings" not in attrs:
         study.set_user_attr("settings", settings)
+    if reuse_from is not None:
+        reuse_baselines(study, reuse_from, [baseline_attr(d.name, f) for d in datasets if d.available
+                                            for f in fractions])
+        attrs = study.user_attrs
     missing = [d for d in datasets if not d.available]
     study.set_user_attr("missing_datasets", {d.name: d.note for d in missing})
     write_datasets(study, datasets)
@@ -114,10 +124,12 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
     if study.user_attrs.get("grid_enqueued") and not _needs_enqueue(study, specs, max_failures):
         return specs
     have = keys_by_state(study)
+    wanted = [s for s in specs if not s.same_as and _wants_trial(have.get(s.key, {}), max_failures)]
+    reused = {s.key for s in reuse_trials(study, reuse_from, wanted)} if reuse_from is not None else set()
     n_new = 0
     # Seed-major order: a run cut short has every dataset at the first seeds, not all seeds of a few.
-    for s in sorted(specs, key=lambda s: seeds.index(s.seed)):
-        if s.same_as or not _wants_trial(have.get(s.key, {}), max_failures):
+    for s in sorted(wanted, key=lambda s: seeds.index(s.seed)):
+        if s.key in reused:
             continue
         study.enqueue_trial({}, user_attrs=s.user_attrs())
         n_new += 1

@@ -233,7 +233,8 @@ class ValidationTable:
                  f"({prof.get('image_size')} px, {prof.get('head_epochs')} + {prof.get('unfrozen_epochs')} epochs, "
                  f"≤ {prof.get('max_images_per_class')} images a class), fraction 1.0. Score: accuracy "
                  f"(single-label), macro ROC AUC (multi-label), mean ± std over seeds. Trials done: "
-                 f"{i.get('n_done', '?')} of {i.get('n_grid', '?')}" + ("" if i.get("complete") else " (PARTIAL)")
+                 f"{i.get('n_done', '?')} of {i.get('n_grid', '?')}" + _reused_note(i)
+                 + ("" if i.get("complete") else " (PARTIAL)")
                  + "." + _unpaired_note(self.rows), "",
                  "| dataset | score | " + " | ".join(TITLES.values()) + " | calibrated − fine_tune | seed spread "
                  "| calibrated rule (fitted without the dataset) | oracle cell (sweep score) |",
@@ -303,11 +304,32 @@ def validation_table(study) -> ValidationTable:
                                      "full_calibration", "created")}
     meta.update(profile=settings.get("profile"), n_grid=status["n_grid"], n_done=status["n_done"],
                 complete=bool(status["n_grid"]) and status["n_remaining"] == 0,
-                failed_datasets=attrs.get("failed_datasets") or {},
+                failed_datasets=attrs.get("failed_datasets") or {}, reused=_reused_counts(study),
                 # the sweep's seeds the fits had (a sweep cut short has fewer than it planned)
                 sweep_seeds_fitted=sorted({int(o["n_seeds"]) for o in (plan.get("oracles") or {}).values()
                                            if o.get("n_seeds") is not None}))
     return ValidationTable(study.study_name, tuple(rows), judge_goals(rows), meta)
+
+
+def _reused_counts(study) -> dict[str, int]:
+    """Finished trials copied from an earlier study (:mod:`~finetune_advisor.bench.reuse`), per study."""
+    from optuna.trial import TrialState
+
+    from ..bench.reuse import REUSED_ATTR
+
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        source = t.user_attrs.get(REUSED_ATTR)
+        if source:
+            name = source.rsplit("#", 1)[0]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _reused_note(info: Mapping[str, Any]) -> str:
+    """' (N copied unchanged from study S)' when trials were reused, else ''."""
+    reused = info.get("reused") or {}
+    return "".join(f" ({n} copied unchanged from study {name}: same key and config)" for name, n in reused.items())
 
 
 def _fitted_seeds(info: Mapping[str, Any]) -> str:

@@ -214,14 +214,18 @@ def _fit_without_each(study: BenchStudy, names: Sequence[str], storage: str | No
 def prepare_validation(study: BenchStudy, calibration_studies: Sequence[str], storage: str | None = None, *,
                        seeds: int = DEFAULT_SEEDS, seed_offset: int = DEFAULT_SEED_OFFSET,
                        backbone: str | None = None, complete_only: bool = True, advise_fn: Callable | None = None,
-                       advise_options: Mapping[str, Any] | None = None) -> list[TrialSpec]:
+                       advise_options: Mapping[str, Any] | None = None,
+                       reuse_from: BenchStudy | None = None) -> list[TrialSpec]:
     """Plan the LOO study (once), fit without each dataset (once each), advise the baselines and
     enqueue every missing trial; idempotent like :func:`~finetune_advisor.bench.prepare_study`.
 
     ``seeds`` trials per config at seeds ``seed_offset, seed_offset + 1, ...`` (none of the
     sweep's). The baselines are bench's (the study policy, with the LR finder, the sweep's
     backbone), unless ``advise_options`` say otherwise; ``advise_fn`` replaces the advice (tests).
-    ``backbone`` and ``complete_only`` go to :func:`~.sweep.calibrate`. Returns the trial list.
+    ``backbone`` and ``complete_only`` go to :func:`~.sweep.calibrate`. ``reuse_from``, an
+    earlier LOO study of the same protocol (e.g. before the sweep had its second seed), lends
+    its baselines and every finished trial whose key and Config are unchanged: only the configs
+    the refit moved (the calibrated rule, the oracle cell) are trained again. Returns the trial list.
 
     Examples
     --------
@@ -252,7 +256,7 @@ def prepare_validation(study: BenchStudy, calibration_studies: Sequence[str], st
 
     return prepare_study(study, _bench_datasets(plan["datasets"], sweep["datasets"]), fractions=[1.0],
                          seeds=seed_list, profile=BenchProfile(**sweep["profile"]), grid={}, anchors=BENCH_ANCHORS,
-                         advise_fn=advise_fn, advise_options=options, extra_anchors=extra)
+                         advise_fn=advise_fn, advise_options=options, extra_anchors=extra, reuse_from=reuse_from)
 
 
 def run_validation(calibration_studies: Sequence[str], storage: str | None = None, loo_study: str = "loo", *,
@@ -260,12 +264,15 @@ def run_validation(calibration_studies: Sequence[str], storage: str | None = Non
                    backbone: str | None = None, complete_only: bool = True, run_trial_fn: Callable | None = None,
                    advise_fn: Callable | None = None, advise_options: Mapping[str, Any] | None = None,
                    n_trials: int | None = None, out_dir: str | os.PathLike | None = None,
-                   heartbeat_interval: int = 60, progress: bool = True, write: bool = True) -> dict[str, Any]:
+                   heartbeat_interval: int = 60, progress: bool = True, write: bool = True,
+                   reuse_from: str | None = None, reuse_storage: str | None = None) -> dict[str, Any]:
     """Prepare (or resume) the LOO study ``loo_study``, work its queue (``n_trials`` at most; 0:
     only prepare), and write bench's outputs and the validation table to ``out_dir`` (default
     ``bench/<loo_study>``; the study's SQLite file too, unless ``loo_storage`` is given).
     Returns ``study``, ``ran``, ``status``, ``table`` (a :class:`~.loo_table.ValidationTable`)
-    and ``files``. Other machines join with ``finetune-advisor bench run --worker --study
+    and ``files``. ``reuse_from`` names an earlier LOO study (in ``reuse_storage``, default
+    ``loo_storage``) whose unchanged trials are copied, not retrained (:func:`prepare_validation`).
+    Other machines join with ``finetune-advisor bench run --worker --study
     <loo_study> --storage <loo_storage>``.
 
     Examples
@@ -282,8 +289,15 @@ def run_validation(calibration_studies: Sequence[str], storage: str | None = Non
     if loo_study in names and storage is not None and normalise_storage_url(storage) == study.url:
         raise ConfigError(f"the validation study {loo_study!r} is one of the calibration studies",
                           hint="name a new study for the validation (--validate NAME)")
+    source = None
+    if reuse_from is not None:
+        source = open_study(reuse_from, reuse_storage or loo_storage, create=False)
+        if source.url == study.url and source.study_name == study.study_name:
+            raise ConfigError(f"the validation study {loo_study!r} cannot reuse its own trials",
+                              hint="name the earlier validation study (--reuse-from OLD)")
     prepare_validation(study, names, storage, seeds=seeds, seed_offset=seed_offset, backbone=backbone,
-                       complete_only=complete_only, advise_fn=advise_fn, advise_options=advise_options)
+                       complete_only=complete_only, advise_fn=advise_fn, advise_options=advise_options,
+                       reuse_from=source)
     ran = run_worker(study, run_trial_fn=run_trial_fn, n_trials=n_trials, progress=progress) \
         if n_trials is None or n_trials > 0 else 0
     table = validation_table(study)

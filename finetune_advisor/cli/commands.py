@@ -300,7 +300,7 @@ def _calibrate_validate(args: argparse.Namespace, storage: str) -> int:
     result = run_validation(args.study, storage, args.validate, loo_storage=args.loo_storage, seeds=args.seeds,
                             seed_offset=args.seed_offset, backbone=args.backbone, complete_only=not args.partial,
                             n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
-                            progress=not args.quiet)
+                            progress=not args.quiet, reuse_from=args.reuse_from, reuse_storage=args.reuse_storage)
     if args.json:
         print(json.dumps({"ran": result["ran"], "status": result["status"], "table": result["table"].to_dict(),
                           "files": result["files"]}, indent=2, default=str))

@@ -59,6 +59,8 @@ EPILOG_CALIBRATE = """examples:
   finetune-advisor calibrate --study calib --validate calib-loo --seeds 3       # leave-one-dataset-out, resumable
   finetune-advisor bench run --worker --study calib-loo --storage sqlite:///bench/calib-loo/bench.db --workers 2
   finetune-advisor bench outputs --study calib-loo --storage sqlite:///bench/calib-loo/bench.db   # the table (loo.md)
+  finetune-advisor calibrate --study calib --validate calib-loo-v2 --reuse-from calib-loo \
+      --reuse-storage sqlite:///bench/calib-loo/bench.db     # after a refit: train only the configs it moved
 """
 
 EPILOG_REPORT = """examples:
@@ -316,5 +318,11 @@ def _add_calibrate(sub, common) -> None:
     v.add_argument("--seeds", type=int, default=3, help="fresh seeds per config (default: %(default)s)")
     v.add_argument("--seed-offset", type=int, default=100,
                    help="the first seed; the sweep's own seeds are refused (default: %(default)s)")
+    v.add_argument("--reuse-from", metavar="OLD",
+                   help="an earlier validation study of the same protocol (e.g. fitted before the sweep's second "
+                        "seed): copy its baselines and every finished trial whose key and config are unchanged, "
+                        "train only what the refit moved")
+    v.add_argument("--reuse-storage", metavar="URL",
+                   help="storage of --reuse-from (default: --loo-storage, or sqlite:///bench/<OLD>/bench.db)")
     v.add_argument("--n-trials", type=int, help="stop this worker after N trials (0: only prepare the study and print the table)")
     v.add_argument("--heartbeat", type=int, default=60, help="heartbeat interval in seconds")

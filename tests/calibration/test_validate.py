@@ -268,3 +268,48 @@ def test_cli_validate_end_to_end(sweep, tmp_path, monkeypatch, capsys, loo_advis
     assert "loo_markdown" in json.loads(capsys.readouterr().out)
     assert main(args[:-3] + ["--seed-offset", "0", "--out", str(tmp_path / "x"), "-q"]) == 1   # the sweep's seed 0
     assert "seed-offset" in capsys.readouterr().err
+
+
+def test_a_refit_validation_reuses_the_unchanged_trials(sweep, tmp_path, loo_advise, synthetic, synthetic_sweep,
+                                                        monkeypatch, capsys):
+    """After a refit (here: a sweep whose best rates sit half a decade higher), a new validation
+    with --reuse-from trains only the configs the refit moved; the anchors are copied."""
+    old_url = f"sqlite:///{tmp_path / 'old.db'}"
+    run_validation(["cal"], sweep, "loo-old", loo_storage=old_url, seeds=1, advise_fn=loo_advise,
+                   run_trial_fn=synthetic.train, out_dir=tmp_path / "old", progress=False)
+    moved = synthetic_sweep(SIMILARITY)
+    moved.best_log_lr = lambda similarity: synthetic.best_log_lr(similarity) + 0.5
+    refit_sweep = moved.run(f"sqlite:///{tmp_path / 'cal2.db'}", tmp_path, GRID)
+    trained, advised_before = [], len(ADVISED)
+
+    def counting_train(config, dataset, **kw):
+        trained.append(config)
+        return moved.train(config, dataset, **kw)
+
+    # on the command line, as a user redoes the validation after a refit
+    import finetune_advisor.bench.worker as worker
+    monkeypatch.setattr(worker, "advise_baseline", loo_advise)
+    monkeypatch.setattr(worker, "train_trial", counting_train)
+    out = tmp_path / "new"
+    assert main(["calibrate", "--study", "cal", "--storage", refit_sweep, "--validate", "loo-new", "--seeds", "1",
+                 "--out", str(out), "--reuse-from", "loo-old", "--reuse-storage", old_url, "-q"]) == 0
+    text = capsys.readouterr().out
+    assert len(ADVISED) == advised_before                 # the baselines were copied, not advised again
+    new = bench.open_study("loo-new", f"sqlite:///{out / 'bench.db'}")
+    by_label: dict[str, list[bool]] = {}
+    for t in new.get_trials(deepcopy=False):
+        by_label.setdefault(t.user_attrs["label"], []).append(bool(t.user_attrs.get("reused_from")))
+    for label in ("anchor:fastai_fine_tune", "anchor:lr_find_valley", "baseline"):
+        assert all(by_label[label]), label               # do not depend on the fit: copied
+    assert not any(by_label["anchor:oracle"])             # the best cells moved: trained
+    assert len(trained) == sum(not r for flags in by_label.values() for r in flags) > 0
+    n_copied = sum(r for flags in by_label.values() for r in flags)
+    assert f"({n_copied} copied unchanged from study loo-old: same key and config)" in text
+    # refused: reusing itself, or a study that is not there
+    assert main(["calibrate", "--study", "cal", "--storage", refit_sweep, "--validate", "loo-new", "--seeds", "1",
+                 "--out", str(out), "--reuse-from", "loo-new", "--loo-storage", f"sqlite:///{out / 'bench.db'}",
+                 "-q"]) == 1
+    assert "cannot reuse its own trials" in capsys.readouterr().err
+    assert main(["calibrate", "--study", "cal", "--storage", refit_sweep, "--validate", "loo-new", "--seeds", "1",
+                 "--out", str(out), "--reuse-from", "nope", "--reuse-storage", old_url, "-q"]) == 1
+    assert "no study named 'nope'" in capsys.readouterr().err
