@@ -2,10 +2,12 @@
 
 A trial is reused only when it is the same experiment: the earlier study ran with the same
 settings (profile, fractions, grid and anchors; its datasets and seeds may differ), and the
-trial has the same key (dataset, fraction, label, seed) and the same Config, field for field.
-A reused trial is copied as COMPLETE with every user attr it had (its metric, history, wall
-time) plus ``reused_from`` (``"<study>#<number>"``), so tables can say how much of a study was
-trained afresh. The study policy's baselines (the advice each dataset's configs are made from)
+trial has the same key (dataset, fraction, label, seed) and the same Config decisions, field
+for field (:data:`~finetune_advisor.config.DECISION_FIELDS`: everything training reads; the
+reasons and measurements only explain them, and a refit rewords the reasons of a rate it left
+alone). A reused trial is copied as COMPLETE with every user attr it had (its metric, history,
+wall time), this study's Config and key attrs, and ``reused_from`` (``"<study>#<number>"``), so
+tables can say how much of a study was trained afresh. The study policy's baselines (the advice each dataset's configs are made from)
 are copied the same way, once per (dataset, fraction), so the configs built on them match.
 
 This is what lets a validation be redone on a refitted calibration at the cost of the configs
@@ -18,6 +20,7 @@ import json
 import logging
 from typing import Any, Mapping, Sequence
 
+from ..config import DECISION_FIELDS
 from ..exceptions import ConfigError
 from .grid import TrialSpec
 from .storage import BASELINE_PREFIX, BenchStudy
@@ -65,7 +68,7 @@ def reuse_baselines(study: BenchStudy, source: BenchStudy, attr_keys: Sequence[s
 
 def reuse_trials(study: BenchStudy, source: BenchStudy, specs: Sequence[TrialSpec]) -> list[TrialSpec]:
     """Add to ``study``, as COMPLETE, every trial of ``source`` that is one of ``specs`` (same key,
-    same Config); returns the specs reused. The caller passes only the specs it would enqueue."""
+    same decisions); returns the specs reused. The caller passes only the specs it would enqueue."""
     import optuna
     from optuna.trial import TrialState
 
@@ -77,19 +80,22 @@ def reuse_trials(study: BenchStudy, source: BenchStudy, specs: Sequence[TrialSpe
     reused = []
     for spec in specs:
         old = done.get(spec.key)
-        if old is None or _config_dict(old.user_attrs.get("config")) != _config_dict(spec.config.to_json(indent=None)):
+        if old is None or _decisions(old.user_attrs.get("config")) != _decisions(spec.config.to_json(indent=None)):
             continue
-        attrs = {**old.user_attrs, REUSED_ATTR: f"{source.study_name}#{old.number}"}
+        attrs = {**old.user_attrs, **spec.user_attrs(), REUSED_ATTR: f"{source.study_name}#{old.number}"}
         study.study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, values=old.values, params=old.params, distributions=old.distributions,
             user_attrs=attrs))
         reused.append(spec)
     if reused:
-        log.info("bench: reused %d finished trial(s) of study %s (same key and config)", len(reused),
+        log.info("bench: reused %d finished trial(s) of study %s (same key, same training config)", len(reused),
                  source.study_name)
     return reused
 
 
-def _config_dict(config_json: str | None) -> dict | None:
-    """A stored Config as a dict, so two JSON spellings of one Config compare equal."""
-    return None if config_json is None else json.loads(config_json)
+def _decisions(config_json: str | None) -> dict | None:
+    """What training reads of a stored Config (its decision fields), as plain JSON values."""
+    if config_json is None:
+        return None
+    config = json.loads(config_json)
+    return {f: config.get(f) for f in DECISION_FIELDS}

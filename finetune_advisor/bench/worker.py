@@ -73,7 +73,8 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
     to :func:`advise_baseline` (with the study's advice cache). ``extra_anchors`` adds configs
     made per dataset from its baseline (see :func:`expand_grid`). ``reuse_from``, a study run
     with the same settings, lends its baselines and its finished trials of the same key and
-    Config instead of advising and training them again (:mod:`.reuse`). Returns the full grid.
+    training config (its decisions) instead of advising and training them again
+    (:mod:`.reuse`). Returns the full grid.
     """
     fractions, seeds = check_fractions(fractions), check_seeds(seeds)
     prof = BENCH_PROFILES[profile] if isinstance(profile, str) else profile

@@ -77,3 +77,26 @@ def test_a_study_with_other_settings_is_refused(tmp_path, helper):
     with pytest.raises(ConfigError, match="no settings"):
         bench.prepare_study(new, helper.datasets(tmp_path), fractions=[1.0], seeds=[0], grid=helper.SMALL_GRID,
                             advise_fn=helper.fake_advise, reuse_from=blank)
+
+
+def test_a_config_that_differs_only_in_its_reasons_is_the_same_experiment(tmp_path, helper):
+    old = _run(helper, f"sqlite:///{tmp_path / 'old.db'}", tmp_path, seeds=[0], grid=helper.SMALL_GRID)
+
+    def reworded(dataset, fraction, profile, options=None):     # same decisions, other explanation
+        cfg = helper.fake_advise(dataset, fraction, profile, options)
+        return dataclasses.replace(cfg, warnings=("refitted: same rate, new evidence",))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a trial it could have reused")
+
+    new = bench.open_study("s", f"sqlite:///{tmp_path / 'new.db'}")
+    for d in helper.datasets(tmp_path):          # this study's own baselines: reworded
+        new.set_user_attr(baseline_attr(d.name, 1.0), reworded(d, 1.0, None).to_json(indent=None))
+    new = _run(helper, f"sqlite:///{tmp_path / 'new.db'}", tmp_path, seeds=[0], grid=helper.SMALL_GRID,
+               advise=reworded, train=no_training, reuse_from=old)
+    trials = _by_key(new)
+    assert set(trials) == set(_by_key(old)) and all(t.user_attrs.get(REUSED_ATTR) for t in trials.values())
+    # the copy carries this study's config (its reasons), with the old result
+    baseline = trials["near|1|baseline|0"]
+    assert "refitted" in baseline.user_attrs["config"]
+    assert baseline.values == _by_key(old)["near|1|baseline|0"].values

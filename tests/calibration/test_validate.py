@@ -304,7 +304,7 @@ def test_a_refit_validation_reuses_the_unchanged_trials(sweep, tmp_path, loo_adv
     assert not any(by_label["anchor:oracle"])             # the best cells moved: trained
     assert len(trained) == sum(not r for flags in by_label.values() for r in flags) > 0
     n_copied = sum(r for flags in by_label.values() for r in flags)
-    assert f"({n_copied} copied unchanged from study loo-old: same key and config)" in text
+    assert f"({n_copied} copied unchanged from study loo-old: same key, same training config)" in text
     # refused: reusing itself, or a study that is not there
     assert main(["calibrate", "--study", "cal", "--storage", refit_sweep, "--validate", "loo-new", "--seeds", "1",
                  "--out", str(out), "--reuse-from", "loo-new", "--loo-storage", f"sqlite:///{out / 'bench.db'}",
