@@ -18,6 +18,10 @@ Steps, each resumable (rerun the same command after a kill):
     python benchmarks/calibration_loo.py --calibration-study cpu-r50-calib-v1 \\
         --storage sqlite:///docs/bench/cpu-r50-calib-v1/bench.db --loo-study cpu-r50-loo-v1 --workers 2
     python benchmarks/calibration_loo.py ... --table-only          # the table so far, runs nothing
+    python benchmarks/calibration_loo.py --calibration-study cpu-r50-calib-v1 \
+        --storage sqlite:///docs/bench/cpu-r50-calib-v1/bench.db --loo-study cpu-r50-loo-v2 \
+        --reuse-from cpu-r50-loo-v1 --reuse-storage sqlite:///docs/bench/cpu-r50-loo-v1/bench.db
+                                  # after a refit: copy the unchanged trials, train what moved
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed-offset", type=int, default=100)
     p.add_argument("--workers", type=int, default=2, help="local worker processes (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: %(default)s)")
+    p.add_argument("--reuse-from", help="an earlier validation study: copy its trials the refit left unchanged")
+    p.add_argument("--reuse-storage", help="its storage (default: --loo-storage)")
     p.add_argument("--table-only", action="store_true", help="print the table so far; prepare and train nothing")
     return p.parse_args(argv)
 
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     calibrate = ["calibrate", "--study", *args.calibration_study, "--storage", args.storage,
                  "--validate", args.loo_study, "--loo-storage", loo_storage, "--seeds", str(args.seeds),
                  "--seed-offset", str(args.seed_offset), "--out", str(out), "--n-trials", "0"]
+    if args.reuse_from:
+        calibrate += ["--reuse-from", args.reuse_from, "--reuse-storage", args.reuse_storage or loo_storage]
     outputs = ["bench", "outputs", "--study", args.loo_study, "--storage", loo_storage, "--out", str(out), "-q"]
     if args.table_only:
         return table(outputs, out)
