@@ -285,6 +285,8 @@ def run_validation(calibration_studies: Sequence[str], storage: str | None = Non
 
     names = list(calibration_studies)
     out = Path(out_dir) if out_dir else Path("bench") / loo_study
+    if write:       # first: a --loo-storage file may live in it (benchmarks/calibration_loo.py puts it there)
+        out.mkdir(parents=True, exist_ok=True)
     study = open_study(loo_study, loo_storage, out_dir=out, heartbeat_interval=heartbeat_interval)
     if loo_study in names and storage is not None and normalise_storage_url(storage) == study.url:
         raise ConfigError(f"the validation study {loo_study!r} is one of the calibration studies",

@@ -313,3 +313,11 @@ def test_a_refit_validation_reuses_the_unchanged_trials(sweep, tmp_path, loo_adv
     assert main(["calibrate", "--study", "cal", "--storage", refit_sweep, "--validate", "loo-new", "--seeds", "1",
                  "--out", str(out), "--reuse-from", "nope", "--reuse-storage", old_url, "-q"]) == 1
     assert "no study named 'nope'" in capsys.readouterr().err
+
+
+def test_the_validation_study_may_live_in_its_own_new_output_folder(sweep, tmp_path, loo_advise):
+    out = tmp_path / "docs" / "bench" / "loo-new"            # as benchmarks/calibration_loo.py lays it out
+    result = run_validation(["cal"], sweep, "loo", loo_storage=f"sqlite:///{out / 'bench.db'}", seeds=1,
+                            advise_fn=loo_advise, n_trials=0, out_dir=out, progress=False)
+    assert (out / "bench.db").is_file() and (out / "loo.md").is_file()
+    assert result["ran"] == 0 and result["status"]["n_remaining"] > 0
