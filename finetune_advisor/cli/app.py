@@ -39,7 +39,8 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     _quiet_third_party(args.debug)
-    runs_torch = args.command not in ("profile", "bench status", "calibrate")
+    runs_torch = args.command not in ("profile", "bench status", "calibrate") or \
+        bool(getattr(args, "validate", None) or getattr(args, "measure", False))   # calibrate trains or measures
     with deferred_interrupt():   # Ctrl-C while the libraries load: raised once they are in, never lost
         # Deferred on purpose, the one such import in the CLI: the commands load pandas, the report,
         # bench and train (most of a second).

@@ -270,11 +270,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.validate:
         return _calibrate_validate(args, storage)
     check_writable(args.out, "--out")
-    if args.measure:
-        from .._threads import pick_torch_threads
+    if args.measure:            # torch's threads were set by the entry point (cli.app), as for every torch command
         from ..calibration.sweep import measure_study
 
-        pick_torch_threads()
         for name in args.study:
             measure_study(name, storage, progress=not args.quiet)
     cal = calibrate(args.study, storage, backbone=args.backbone, complete_only=not args.partial, exclude=args.exclude)
@@ -291,12 +289,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _calibrate_validate(args: argparse.Namespace, storage: str) -> int:
     """``calibrate --validate NAME``: the leave-one-dataset-out validation (calibration.validate)."""
-    from .._threads import pick_torch_threads
     from ..calibration.validate import run_validation
 
     out = Path(args.out) if args.out else Path("bench") / args.validate
     check_writable(out, "--out", folder=True)
-    pick_torch_threads()              # the validation trains; plain calibrate does not
     result = run_validation(args.study, storage, args.validate, loo_storage=args.loo_storage, seeds=args.seeds,
                             seed_offset=args.seed_offset, backbone=args.backbone, complete_only=not args.partial,
                             n_trials=args.n_trials, out_dir=out, heartbeat_interval=args.heartbeat,
