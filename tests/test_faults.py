@@ -32,7 +32,7 @@ MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"  # 
 MAIN_WITH_SWALLOWING_IMPORT = """
 import os, signal, sys, time
 import finetune_advisor.cli.app as app
-def swallowing_import():
+def swallowing_import(**kwargs):
     try:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.5)
@@ -105,11 +105,15 @@ class Child:
         """Ctrl-C, then the exit code, stdout and stderr (a hang fails the test)."""
         assert self.proc.poll() is None, "finished before the interrupt: make the run longer"
         self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout, f"still running {timeout} s after Ctrl-C")
+
+    def wait(self, timeout: float, failure: str) -> tuple[int, str, str]:
+        """The exit code, stdout and stderr once the child exits; killed, and ``failure``, after ``timeout`` s."""
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            pytest.fail(f"still running {timeout} s after Ctrl-C:\n{''.join(self.err)}")
+            pytest.fail(f"{failure}:\n{''.join(self.err)}")
         for t in self._readers:
             t.join(timeout=10)
         return rc, "".join(self.out), "".join(self.err)
@@ -144,14 +148,8 @@ def test_ctrl_c_while_still_loading_torch(dataset, tmp_path):
 def test_ctrl_c_swallowed_by_a_library_import_still_stops_the_run(dataset, tmp_path):
     child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
                    "--lr-steps", "5000"], tmp_path, code=MAIN_WITH_SWALLOWING_IMPORT)
-    try:
-        rc = child.proc.wait(timeout=60)     # the recommendation itself would take minutes
-    except subprocess.TimeoutExpired:
-        child.proc.kill()
-        pytest.fail("the Ctrl-C the import swallowed was lost: the run went on")
-    for t in child._readers:
-        t.join(timeout=10)
-    assert_clean_interrupt(rc, "".join(child.err))
+    # the recommendation itself would take minutes
+    assert_clean_interrupt(*child.wait(60, "the Ctrl-C the import swallowed was lost: the run went on")[::2])
 
 
 @posix_only

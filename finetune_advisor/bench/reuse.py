@@ -7,8 +7,9 @@ for field (:data:`~finetune_advisor.config.DECISION_FIELDS`: everything training
 reasons and measurements only explain them, and a refit rewords the reasons of a rate it left
 alone). A reused trial is copied as COMPLETE with every user attr it had (its metric, history,
 wall time), this study's Config and key attrs, and ``reused_from`` (``"<study>#<number>"``), so
-tables can say how much of a study was trained afresh. The study policy's baselines (the advice each dataset's configs are made from)
-are copied the same way, once per (dataset, fraction), so the configs built on them match.
+tables can say how much of a study was trained afresh. The study policy's baselines (the advice
+each dataset's configs are made from) are copied the same way, once per (dataset, fraction), so
+the configs built on them match.
 
 This is what lets a validation be redone on a refitted calibration at the cost of the configs
 that changed: the anchors (fastai's ``fine_tune``, the ``lr_find`` valley, the study policy)

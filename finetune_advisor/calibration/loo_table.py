@@ -329,7 +329,8 @@ def _reused_counts(study) -> dict[str, int]:
 def _reused_note(info: Mapping[str, Any]) -> str:
     """' (N copied unchanged from study S)' when trials were reused, else ''."""
     reused = info.get("reused") or {}
-    return "".join(f" ({n} copied unchanged from study {name}: same key, same training config)" for name, n in reused.items())
+    return "".join(f" ({n} copied unchanged from study {name}: same key, same training config)"
+                   for name, n in reused.items())
 
 
 def _fitted_seeds(info: Mapping[str, Any]) -> str:

@@ -224,8 +224,9 @@ def prepare_validation(study: BenchStudy, calibration_studies: Sequence[str], st
     backbone), unless ``advise_options`` say otherwise; ``advise_fn`` replaces the advice (tests).
     ``backbone`` and ``complete_only`` go to :func:`~.sweep.calibrate`. ``reuse_from``, an
     earlier LOO study of the same protocol (e.g. before the sweep had its second seed), lends
-    its baselines and every finished trial whose key and training config are unchanged: only the configs
-    the refit moved (the calibrated rule, the oracle cell) are trained again. Returns the trial list.
+    its baselines and every finished trial whose key and training config are unchanged: only
+    the configs the refit moved (the calibrated rule, the oracle cell) are trained again.
+    Returns the trial list.
 
     Examples
     --------

@@ -15,6 +15,9 @@ from .parser import build_parser
 
 log = logging.getLogger(__name__)
 
+# torch commands that only read stored results: torch for its thread count, fastai never used
+RESULTS_ONLY_COMMANDS = ("bench outputs", "reference show")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``finetune-advisor``; returns the exit code.
@@ -46,7 +49,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # bench and train (most of a second).
         from .commands import COMMANDS
         if runs_torch:
-            _import_torch_and_fastai()
+            _import_torch_and_fastai(with_fastai=args.command not in RESULTS_ONLY_COMMANDS)
     if runs_torch:
         from .._threads import pick_torch_threads
         pick_torch_threads()
@@ -72,16 +75,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
 
 
-def _import_torch_and_fastai() -> None:
-    """Load torch, torchvision and the fastai modules every torch command uses (seconds).
+def _import_torch_and_fastai(with_fastai: bool = True) -> None:
+    """Load torch and (``with_fastai``) torchvision and the fastai modules the commands that advise or
+    train use (seconds; the commands in :data:`RESULTS_ONLY_COMMANDS` load torch alone).
 
     Called with SIGINT held back: a Ctrl-C that lands inside a library's import can be lost
     there. Seen here: fastai imports matplotlib, whose ``projections`` wraps the 3-D toolkit's
     import in ``except Exception``; the interrupt surfaced in it as another exception, matplotlib
     warned "Unable to import Axes3D" and the run went on as if no key had been pressed.
     """
-    log.debug("importing torch and fastai...")
-    import fastai.vision.learner  # noqa: F401  (torch, torchvision, matplotlib, fastai's core)
+    log.debug("importing torch and fastai..." if with_fastai else "importing torch...")
+    import torch  # noqa: F401
+    if with_fastai:
+        import fastai.vision.learner  # noqa: F401  (torchvision, matplotlib, fastai's core)
 
 
 def _quiet_third_party(debug: bool = False) -> None:

@@ -320,8 +320,8 @@ def _add_calibrate(sub, common) -> None:
                    help="the first seed; the sweep's own seeds are refused (default: %(default)s)")
     v.add_argument("--reuse-from", metavar="OLD",
                    help="an earlier validation study of the same protocol (e.g. fitted before the sweep's second "
-                        "seed): copy its baselines and every finished trial whose key and training config (the decisions, not their reasons) are unchanged, "
-                        "train only what the refit moved")
+                        "seed): copy its baselines and every finished trial whose key and training config (the "
+                        "decisions, not their reasons) are unchanged, train only what the refit moved")
     v.add_argument("--reuse-storage", metavar="URL",
                    help="storage of --reuse-from (default: --loo-storage, or sqlite:///bench/<OLD>/bench.db)")
     v.add_argument("--n-trials", type=int, help="stop this worker after N trials (0: only prepare the study and print the table)")

@@ -11,8 +11,8 @@ from finetune_advisor.bench.storage import baseline_attr
 from finetune_advisor.exceptions import ConfigError
 
 
-def _run(helper, url, root, *, seeds, grid, advise=None, train=None, reuse_from=None, name="s"):
-    study = bench.open_study(name, url)
+def _run(helper, url, root, *, seeds, grid, advise=None, train=None, reuse_from=None):
+    study = bench.open_study("s", url)
     bench.prepare_study(study, helper.datasets(root), fractions=[1.0], seeds=seeds, grid=grid,
                         advise_fn=advise or helper.fake_advise, reuse_from=reuse_from)
     bench.run_worker(study, run_trial_fn=train or helper.fake_train, datasets=helper.datasets(root), progress=False)
