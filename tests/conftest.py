@@ -105,3 +105,83 @@ def backbone():
 def single_ds(tmp_path_factory, tiny):
     """Two classes of 8 tiny images each, one per test module."""
     return tiny.single_label(tmp_path_factory.mktemp("single"))
+
+
+# --- the real CLI in a subprocess (tests/test_faults.py, tests/tune/test_resume.py) ------------
+
+CLI_MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"  # what the console script runs
+# Waits end on the event they wait for (a line on stderr, the child's exit); the cap is only a
+# last resort against a hang, scaled for slow or busy machines (the suite runs beside sweeps).
+TIME_SCALE = float(os.environ.get("FINETUNE_ADVISOR_TEST_TIME_SCALE", "1"))
+
+
+class CliChild:
+    """The CLI in a subprocess, its stdout and stderr collected line by line while it runs."""
+
+    def __init__(self, args, cwd: Path, code: str = CLI_MAIN):
+        import subprocess
+        import sys
+        import threading
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err: list[str] = []
+        self.out: list[str] = []
+        self._closed = 0                       # streams at EOF: 2 once the child has exited
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(s, buf), daemon=True)
+                         for s, buf in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, stream, buf):
+        for line in stream:
+            with self._changed:
+                buf.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed += 1
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, cap_s: float = 900) -> None:
+        """Block until ``needle`` appears on stderr; fail as soon as the child exits without it."""
+        def seen():
+            return needle in "".join(self.err)
+        with self._changed:
+            self._changed.wait_for(lambda: seen() or self._closed == 2, timeout=cap_s * TIME_SCALE)
+        if seen():
+            return
+        if self._closed == 2:
+            pytest.fail(f"exited ({self.proc.wait()}) before {needle!r}:\n{''.join(self.err)}")
+        self.proc.kill()
+        pytest.fail(f"no {needle!r} after the {cap_s * TIME_SCALE:g} s cap (hung?):\n{''.join(self.err)}")
+
+    def signal(self, sig, cap_s: float = 300) -> tuple[int, str, str]:
+        """Send ``sig``, then the exit code, stdout and stderr (a hang fails the test)."""
+        assert self.proc.poll() is None, "finished before the signal: make the run longer"
+        self.proc.send_signal(sig)
+        return self.wait(cap_s, f"still running {cap_s * TIME_SCALE:g} s after signal {sig}")
+
+    def wait(self, cap_s: float, failure: str) -> tuple[int, str, str]:
+        """The exit code, stdout and stderr once the child exits; killed, and ``failure``, after the cap."""
+        import subprocess
+        try:
+            rc = self.proc.wait(timeout=cap_s * TIME_SCALE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"{failure}:\n{''.join(self.err)}")
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc, "".join(self.out), "".join(self.err)
+
+
+@pytest.fixture(scope="session")
+def cli_child():
+    """``cli_child(args, cwd, code=CLI_MAIN)``: a :class:`CliChild` running the CLI."""
+    return CliChild
+
+
+@pytest.fixture(scope="session")
+def time_cap():
+    """``time_cap(seconds)``: a last-resort cap for a wait, scaled by ``$FINETUNE_ADVISOR_TEST_TIME_SCALE``."""
+    return lambda seconds: seconds * TIME_SCALE

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,8 +45,6 @@ BASE_COUNTS = {"a": 10, "b": 10, "c": 10}
 posix_only = pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process is POSIX-only here")
 
 
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("ds") / "d", counts=BASE_COUNTS, size=16)
@@ -72,53 +69,6 @@ def leftovers(folder: Path) -> list[str]:
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
-class Child:
-    """The CLI in a subprocess, its stderr collected line by line while it runs."""
-
-    def __init__(self, args, cwd: Path, code: str = MAIN):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.err: list[str] = []
-        self.out: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(s, buf), daemon=True)
-                         for s, buf in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
-        for t in self._readers:
-            t.start()
-
-    @staticmethod
-    def _read(stream, buf):
-        for line in stream:
-            buf.append(line)
-
-    def wait_for(self, needle: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in "".join(self.err):
-            if self.proc.poll() is not None:
-                pytest.fail(f"exited ({self.proc.returncode}) before {needle!r}:\n{''.join(self.err)}")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail(f"no {needle!r} after {timeout} s:\n{''.join(self.err)}")
-            time.sleep(0.05)
-
-    def interrupt(self, timeout: float = 60) -> tuple[int, str, str]:
-        """Ctrl-C, then the exit code, stdout and stderr (a hang fails the test)."""
-        assert self.proc.poll() is None, "finished before the interrupt: make the run longer"
-        self.proc.send_signal(signal.SIGINT)
-        return self.wait(timeout, f"still running {timeout} s after Ctrl-C")
-
-    def wait(self, timeout: float, failure: str) -> tuple[int, str, str]:
-        """The exit code, stdout and stderr once the child exits; killed, and ``failure``, after ``timeout`` s."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            pytest.fail(f"{failure}:\n{''.join(self.err)}")
-        for t in self._readers:
-            t.join(timeout=10)
-        return rc, "".join(self.out), "".join(self.err)
-
-
 def assert_clean_interrupt(rc: int, err: str) -> None:
     assert rc == 130, err
     assert err.rstrip().splitlines()[-1] == "interrupted", err
@@ -126,57 +76,57 @@ def assert_clean_interrupt(rc: int, err: str) -> None:
 
 
 @posix_only
-def test_ctrl_c_during_recommend_lr_range_test(dataset, tmp_path):
-    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+def test_ctrl_c_during_recommend_lr_range_test(dataset, tmp_path, cli_child):
+    child = cli_child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
                    "--lr-steps", "5000", "--lr-finder", "full"], tmp_path)
     child.wait_for("LR range test on the frozen")   # logged just before the sweep starts
     time.sleep(1.5)                                  # well inside fastai's fit loop
-    rc, out, err = child.interrupt()
+    rc, out, err = child.signal(signal.SIGINT)
     assert_clean_interrupt(rc, err)
     assert out == ""  # no half-printed recommendation
 
 
 @posix_only
-def test_ctrl_c_while_still_loading_torch(dataset, tmp_path):
-    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+def test_ctrl_c_while_still_loading_torch(dataset, tmp_path, cli_child):
+    child = cli_child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
                    "--lr-steps", "5000", "--debug"], tmp_path)
     child.wait_for("importing torch and fastai")   # logged just before the import, which takes seconds
-    assert_clean_interrupt(*child.interrupt()[::2])
+    assert_clean_interrupt(*child.signal(signal.SIGINT)[::2])
 
 
 @posix_only
-def test_ctrl_c_swallowed_by_a_library_import_still_stops_the_run(dataset, tmp_path):
-    child = Child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
+def test_ctrl_c_swallowed_by_a_library_import_still_stops_the_run(dataset, tmp_path, cli_child):
+    child = cli_child(["recommend", dataset, "--backbone", "resnet18", "--random-init", "--no-similarity",
                    "--lr-steps", "5000"], tmp_path, code=MAIN_WITH_SWALLOWING_IMPORT)
     # the recommendation itself would take minutes
     assert_clean_interrupt(*child.wait(60, "the Ctrl-C the import swallowed was lost: the run went on")[::2])
 
 
 @posix_only
-def test_ctrl_c_during_train(dataset, tmp_path):
+def test_ctrl_c_during_train(dataset, tmp_path, cli_child):
     cfg = Config(backbone="efficientnet_lite0", profile="cpu", image_size=32, batch_size=4, head_epochs=500,
                  fine_tune="none", unfrozen_epochs=0)
     (tmp_path / "cfg.json").write_text(cfg.to_json())
-    child = Child(["train", dataset, "--config", tmp_path / "cfg.json", "--out", tmp_path / "run"], tmp_path)
+    child = cli_child(["train", dataset, "--config", tmp_path / "cfg.json", "--out", tmp_path / "run"], tmp_path)
     child.wait_for("train_loss")  # fastai's epoch table header: training has started
     time.sleep(1.0)
-    rc, out, err = child.interrupt()
+    rc, out, err = child.signal(signal.SIGINT)
     assert_clean_interrupt(rc, err)
     assert not (tmp_path / "run" / "result.json").exists()  # no result claims a run that did not finish
 
 
 @posix_only
-def test_ctrl_c_during_bench_then_resume(dataset, tmp_path):
+def test_ctrl_c_during_bench_then_resume(dataset, tmp_path, cli_child):
     import optuna
     from optuna.trial import TrialState
     db = f"sqlite:///{tmp_path / 'b.db'}"
     args = ["bench", "run", "--dataset", f"toy={dataset}", "--datasets", "toy", "--seeds", "1",
             "--fractions", "1.0", "--no-similarity", "--backbone", "efficientnet_lite0",
             "--study", "s", "--storage", db, "--out", tmp_path / "out"]
-    child = Child(args, tmp_path)
+    child = cli_child(args, tmp_path)
     child.wait_for("bench: enqueued")   # baselines done: trials are being trained
     time.sleep(3.0)
-    assert_clean_interrupt(*child.interrupt()[::2])
+    assert_clean_interrupt(*child.signal(signal.SIGINT)[::2])
     study = optuna.load_study(study_name="s", storage=db)
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]  # nothing left claimed
