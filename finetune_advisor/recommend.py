@@ -273,10 +273,13 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
     return config
 
 
-def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **overrides: Any) -> Recommendation:
+def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | None = None,
+           **overrides: Any) -> Recommendation:
     """Run the whole pipeline and keep every intermediate result.
 
-    ``options`` (an :class:`AdviseOptions`) and/or keyword ``overrides`` of its fields.
+    ``dataset_path``: a dataset folder or CSV, or a :class:`~finetune_advisor.data.Dataset`
+    already read (e.g. a subsample; the reading options are then unused). ``options`` (an
+    :class:`AdviseOptions`) and/or keyword ``overrides`` of its fields.
     """
     opts = AdviseOptions.build(options, **overrides)
     log.debug("importing torch and fastai...")      # seconds, the first time
@@ -287,7 +290,8 @@ def advise(dataset_path: str | Path, options: AdviseOptions | None = None, **ove
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
-    dataset = data.read_dataset(dataset_path, **opts.read_kwargs())
+    dataset = dataset_path if isinstance(dataset_path, data.Dataset) else \
+        data.read_dataset(dataset_path, **opts.read_kwargs())
     dataset_profile = data.profile_dataset(dataset)
     if dataset_profile.n_corrupt >= dataset_profile.n_headers_read > 0:  # nothing to measure or train on
         raise DatasetError(f"none of the {dataset_profile.n_images} images in {dataset.root} can be read "

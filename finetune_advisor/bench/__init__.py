@@ -17,8 +17,8 @@ Modules: ``datasets`` (the registry), ``grid`` (schedules, grids, anchors, the t
 ``results`` (tables, heatmap, regret; writing and reading an output folder).
 """
 # Names imported here but left out of __all__ stay importable from ``finetune_advisor.bench`` as before.
-from .datasets import (REFERENCE_DATASETS, SHARED_DATA_ENV, BenchDataset, ReferenceDataset, default_reference,
-                       resolve_datasets, shared_data_dir)
+from .datasets import (REFERENCE_DATASETS, SHARED_DATA_ENV, BenchDataset, ReferenceDataset, base_name,
+                       default_reference, resolve_datasets, shared_data_dir, sized_names)
 from .grid import (ANCHORS, BENCH_PROFILES, CALIBRATION_LOG10_LRS, FRACTIONS, BenchProfile, TrialSpec, anchor_config,
                    calibration_config, custom_profile, expand_grid, select_anchors, select_grid, variation_config)
 from .results import (RESULT_COLUMNS, BenchOutputs, CsvTable, improvement_table, plot_heatmap, read_outputs,
@@ -28,7 +28,7 @@ from .trials import advise_baseline, fraction_subset, train_trial
 from .worker import prepare_study, run_bench, run_worker, spawn_workers
 
 __all__ = [
-    "BenchDataset", "REFERENCE_DATASETS", "resolve_datasets",
+    "BenchDataset", "REFERENCE_DATASETS", "resolve_datasets", "sized_names", "base_name",
     "BenchProfile", "BENCH_PROFILES", "custom_profile", "select_grid", "select_anchors", "ANCHORS", "FRACTIONS",
     "expand_grid", "TrialSpec",
     "BenchStudy", "open_study", "prepare_study", "run_worker", "spawn_workers", "run_bench", "study_status",

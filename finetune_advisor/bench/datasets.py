@@ -1,19 +1,72 @@
 """The bench's dataset registry: the study's seven datasets and the other shared ones, where each
-comes from, and which folder stands in for it on this machine (never faked when absent)."""
+comes from, and which folder stands in for it on this machine (never faked when absent).
+
+A name may carry a size, ``<name>@<k>``: at most ``k`` images a class of that dataset, a
+class-stratified subsample drawn with a fixed seed (:data:`SIZE_SEED`), the same on every
+machine and for every trial. It is a dataset of its own for the bench (its baseline is advised
+on the subsample, as ``recommend`` would advise a dataset of that size); :func:`base_name`
+groups the sizes of one dataset, e.g. to leave them out together.
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..exceptions import ConfigError, DatasetError
 
+if TYPE_CHECKING:
+    from ..data import Dataset
+
 __all__ = ["ReferenceDataset", "REFERENCE_DATASETS", "ALL_DATASETS", "BenchDataset", "resolve_datasets",
-           "shared_data_dir", "default_reference", "SHARED_DATA_ENV", "DATA_ENV_PREFIX"]
+           "shared_data_dir", "default_reference", "SHARED_DATA_ENV", "DATA_ENV_PREFIX", "SIZE_SEED", "split_size",
+           "base_name", "sized_names"]
 
 SHARED_DATA_ENV = "FINETUNE_ADVISOR_SHARED_DATA"
 DATA_ENV_PREFIX = "FINETUNE_ADVISOR_DATA_"     # e.g. FINETUNE_ADVISOR_DATA_PETS=/data/oxford-pets
+SIZE_SEED = 0                                   # the draw of every "<name>@<k>" subsample
+_SIZE_MARK = "@"
+
+
+def split_size(name: str) -> tuple[str, int | None]:
+    """``"pets@10"`` -> ``("pets", 10)``; a name without a size -> ``(name, None)``.
+
+    >>> split_size("pets@10"), split_size("pets")
+    (('pets', 10), ('pets', None))
+    >>> split_size("pets@ten")
+    Traceback (most recent call last):
+    ...
+    finetune_advisor.exceptions.ConfigError: dataset size in 'pets@ten' must be a whole number of images a class >= 1 (e.g. pets@30)
+    """
+    base, mark, size = name.rpartition(_SIZE_MARK)
+    if not mark:
+        return name, None
+    if not size.isdigit() or int(size) < 1 or not base:
+        raise ConfigError(f"dataset size in {name!r} must be a whole number of images a class >= 1 "
+                          f"(e.g. {base or 'pets'}@30)")
+    return base, int(size)
+
+
+def base_name(name: str) -> str:
+    """The dataset a sized name subsamples: ``base_name("pets@10") == "pets"``."""
+    return split_size(name)[0]
+
+
+def sized_names(names: Iterable[str], sizes: Iterable[int] | None) -> list[str]:
+    """Each name at each size, name-major (``sizes`` None or empty: the names unchanged).
+
+    >>> sized_names(["pets", "mri"], [10, 100])
+    ['pets@10', 'pets@100', 'mri@10', 'mri@100']
+    """
+    sizes = list(sizes or [])
+    bad = [k for k in sizes if isinstance(k, bool) or int(k) != k or k < 1]
+    if bad or len(set(sizes)) != len(sizes):
+        raise ConfigError(f"sizes must be distinct whole numbers of images a class >= 1, got {sizes}")
+    names = list(names)
+    if not sizes:
+        return names
+    return [f"{n}{_SIZE_MARK}{int(k)}" for n in names for k in sizes]
 
 
 @dataclass(frozen=True)
@@ -77,7 +130,7 @@ ALL_DATASETS = "all"        # resolve_datasets(["all"]): every registered datase
 class BenchDataset:
     """A dataset resolved for a run: ``path`` is None (and ``origin == "missing"``) when absent."""
 
-    name: str
+    name: str                   # may carry a size: "pets@10"
     path: Path | None
     multi_label: bool | None
     origin: str                 # "user" | "stand-in" | "custom" | "missing"
@@ -86,6 +139,26 @@ class BenchDataset:
     @property
     def available(self) -> bool:
         return self.path is not None
+
+    @property
+    def images_per_class(self) -> int | None:
+        """The size this name asks for (``pets@10``: 10), None for the whole dataset."""
+        return split_size(self.name)[1]
+
+    def read(self) -> Dataset:
+        """The images this bench dataset stands for: the folder read, then subsampled to its
+        size (:data:`SIZE_SEED`) where its name carries one."""
+        from ..data import read_dataset
+        if self.path is None:
+            raise DatasetError(f"dataset {self.name!r} is not available here ({self.note or 'missing'})")
+        full = read_dataset(self.path)
+        k = self.images_per_class
+        return full if k is None else full.subset(max_per_class=k, seed=SIZE_SEED)
+
+    def advise_source(self) -> "Path | Dataset":
+        """What :func:`~finetune_advisor.recommend.advise` reads: the folder, or for a sized name
+        its subsample (advised as a dataset of that size)."""
+        return self.read() if self.images_per_class is not None else self.path
 
 
 def shared_data_dir() -> Path:
@@ -128,7 +201,7 @@ def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, 
         names = [n.lower() for n in names]
         if ALL_DATASETS in names:
             names = list(REFERENCE_DATASETS) + [n for n in names if n != ALL_DATASETS and n not in REFERENCE_DATASETS]
-    unknown = [n for n in names if n not in REFERENCE_DATASETS and n not in (extra or {})]
+    unknown = [n for n in names if base_name(n) not in REFERENCE_DATASETS and n not in (extra or {})]
     if unknown:
         raise ConfigError(f"unknown reference dataset(s) {unknown}; choose from {sorted(REFERENCE_DATASETS)} "
                           f"or {ALL_DATASETS!r}",
@@ -136,10 +209,10 @@ def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, 
     shared = Path(shared_data) if shared_data is not None else shared_data_dir()
     out: list[BenchDataset] = []
     for name in names:
-        if name not in REFERENCE_DATASETS:
+        if base_name(name) not in REFERENCE_DATASETS:
             continue
-        ref = REFERENCE_DATASETS[name]
-        given = paths.get(name) or os.environ.get(ref.env_var)
+        ref = REFERENCE_DATASETS[base_name(name)]
+        given = paths.get(base_name(name)) or os.environ.get(ref.env_var)
         if given:
             p = Path(given)
             if not p.exists():
@@ -148,6 +221,8 @@ def resolve_datasets(names: Iterable[str] | None = None, *, paths: Mapping[str, 
             out.append(BenchDataset(name, p, ref.multi_label, "user"))
         elif ref.standin and (shared / ref.standin).is_dir():
             note = f"small sample standing in for {ref.title}"
+            if split_size(name)[1] is not None:
+                note += f", at most {split_size(name)[1]} images a class"
             if ref.smoke_test:
                 note += " (a format smoke test: too small to fit on)"
             out.append(BenchDataset(name, shared / ref.standin, ref.multi_label, "stand-in", note))

@@ -19,11 +19,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..config import PROFILES, Config
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS
+from ..heuristics.schedule import SCHEDULE_MARK, StepRule, n_train_images, split_schedule
 from ..study import (FASTAI_BASE_LR, FASTAI_HEAD_DROPOUT, FASTAI_LR_MULT, FASTAI_WEIGHT_DECAY, LR_FAR_DIVISOR,
                      PAPER_SCHEDULE, TABLE1_FRACTIONS, TABLE1_GRID)
 
 __all__ = ["BenchProfile", "BENCH_PROFILES", "custom_profile", "CALIBRATION_LOG10_LRS", "CALIBRATION_ARMS",
-           "CALIBRATION_GRID", "GRIDS", "FRACTIONS", "ANCHORS", "select_grid", "select_anchors",
+           "CALIBRATION_GRID", "SCHEDULE_GRID", "SCHEDULE_STEP_BUDGETS", "GRIDS", "FRACTIONS", "ANCHORS", "select_grid", "select_anchors",
            "variation_config", "calibration_config", "anchor_config", "TrialSpec", "trial_key", "parse_label",
            "expand_grid", "BENCH_VERSION", "TUNE_ANCHOR_PREFIX", "is_tune_anchor"]
 
@@ -106,7 +107,17 @@ CALIBRATION_PREFIX = "lr_"        # a calibration cell's parameter is "lr_<arm>"
 # stored studies carry ("lr_head_only", "lr_all_half", "lr_all_tenth")
 CALIBRATION_ARMS: dict[str, tuple[str, float | None]] = {CALIBRATION_PREFIX + arm: spec for arm, spec in ARMS.items()}
 CALIBRATION_GRID: dict[str, tuple[float, ...]] = {arm: CALIBRATION_LOG10_LRS for arm in CALIBRATION_ARMS}
-GRIDS: dict[str, Mapping[str, tuple[float, ...]]] = {"table1": TABLE1_GRID, "calibration": CALIBRATION_GRID}
+# The schedule sweep (issue 25): the cells that mattered in the calibration sweep (rates around
+# its constant 10^-2.5 with fastai's lr/2, and head-only at the portfolio's 10^-1.5), each under
+# the profile's fixed epochs and under the step rule at two budgets ("<arm>:steps<N>": N optimiser
+# steps a phase, heuristics.schedule.StepRule). Run it on sized datasets ("pets@10", --sizes).
+SCHEDULE_STEP_BUDGETS = (32, 96)
+_SCHEDULE_CELLS: dict[str, tuple[float, ...]] = {"lr_all_half": (-3.0, -2.5, -2.0), "lr_head_only": (-1.5,)}
+SCHEDULE_GRID: dict[str, tuple[float, ...]] = {
+    f"{arm}{suffix}": lrs for suffix in ("", *(f"{SCHEDULE_MARK}{n}" for n in SCHEDULE_STEP_BUDGETS))
+    for arm, lrs in _SCHEDULE_CELLS.items()}
+GRIDS: dict[str, Mapping[str, tuple[float, ...]]] = {"table1": TABLE1_GRID, "calibration": CALIBRATION_GRID,
+                                                     "schedule": SCHEDULE_GRID}
 FRACTIONS = TABLE1_FRACTIONS
 ANCHORS = ("fastai_fine_tune", "lr_find_valley", "no_similarity_rule")
 # "tune@3x": finetune-advisor tune from the baseline with a budget of 3 of its runs (opt-in, any N)
@@ -224,10 +235,10 @@ def variation_config(baseline: Config, parameter: str, value: float) -> Config:
         return _replace(baseline, why, dropout=(float(value), baseline.dropout[1]))
     if parameter in ("lr_divisor", "weight_decay", "beta2"):
         return _replace(baseline, why, **{parameter: float(value)})
-    if parameter in CALIBRATION_ARMS:
+    if split_schedule(parameter)[0] in CALIBRATION_ARMS:
         return calibration_config(baseline, parameter, float(value))
     raise ConfigError(f"unknown bench parameter {parameter!r}; "
-                      f"choose from {sorted(TABLE1_GRID) + sorted(CALIBRATION_GRID)}")
+                      f"choose from {sorted(TABLE1_GRID) + sorted(CALIBRATION_GRID) + sorted(SCHEDULE_GRID)}")
 
 
 def calibration_config(baseline: Config, arm: str, log10_lr: float) -> Config:
@@ -240,14 +251,37 @@ def calibration_config(baseline: Config, arm: str, log10_lr: float) -> Config:
     >>> c = calibration_config(base, "lr_head_only", -3.0)
     >>> c.fine_tune, c.head_epochs, c.unfrozen_epochs
     ('none', 4, 0)
+
+    ``arm`` may carry a step rule (``"lr_all_half:steps32"``): each phase then trains
+    enough epochs for that many optimiser steps on the baseline's training images
+    (``measurements.n_images`` less its validation split, in batches of its batch size).
+
+    >>> base = Config(lr=1e-3, lr_finetune=1e-4, batch_size=8, valid_pct=0.2, measurements={"n_images": 50})
+    >>> c = calibration_config(base, "lr_all_half:steps32", -2.0)      # 40 images: 5 steps an epoch
+    >>> c.head_epochs, c.unfrozen_epochs
+    (7, 7)
+    >>> calibration_config(base, "lr_head_only:steps32", -2.0).head_epochs
+    13
     """
+    arm, steps = split_schedule(arm)
     fine_tune, ratio = CALIBRATION_ARMS[arm]
     lr = 10.0 ** log10_lr
-    why = f"bench: {_label(arm, log10_lr)}"
+    why = f"bench: {_label(arm if steps is None else f'{arm}{SCHEDULE_MARK}{steps.steps}', log10_lr)}"
+    head, unfrozen = baseline.head_epochs, baseline.unfrozen_epochs
+    if steps is not None:
+        head, unfrozen = _step_epochs(baseline, steps, phases=1), _step_epochs(baseline, steps, phases=1)
     if fine_tune == "none":
-        return _replace(baseline, why, lr=lr, lr_finetune=lr, fine_tune="none", unfrozen_epochs=0,
-                        head_epochs=baseline.head_epochs + baseline.unfrozen_epochs)
-    return _replace(baseline, why, lr=lr, lr_finetune=lr * ratio, fine_tune=fine_tune)
+        head = head + unfrozen if steps is None else _step_epochs(baseline, steps, phases=2)
+        return _replace(baseline, why, lr=lr, lr_finetune=lr, fine_tune="none", unfrozen_epochs=0, head_epochs=head)
+    return _replace(baseline, why, lr=lr, lr_finetune=lr * ratio, fine_tune=fine_tune, head_epochs=head,
+                    unfrozen_epochs=unfrozen)
+
+
+def _step_epochs(baseline: Config, rule: StepRule, *, phases: int) -> int:
+    n_images = baseline.measurements.n_images
+    if not n_images:
+        raise ConfigError("a step-rule cell needs the baseline's image count (measurements.n_images)")
+    return rule.epochs(n_train_images(n_images, baseline.valid_pct), baseline.batch_size, phases=phases)
 
 
 def anchor_config(baseline: Config, anchor: str) -> Config | None:

@@ -6,7 +6,7 @@ import json
 from typing import Any, MutableMapping
 
 from ..config import Config
-from ..data import Dataset, profile_dataset, read_dataset
+from ..data import Dataset, profile_dataset
 from ..exceptions import ConfigError
 from ..recommend import Recommendation, advise, configure
 from ..train import train
@@ -41,7 +41,7 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
     """The recommended Config for ``fraction`` of ``dataset`` under ``profile``.
 
     Similarity and the LR range test are measured once on the whole dataset (kept in ``cache``,
-    e.g. :attr:`BenchStudy.advice`); for a fraction, :func:`finetune_advisor.recommend.configure`
+    e.g. :attr:`BenchStudy.advice`), or on its subsample for a sized name (``pets@10``); for a fraction, :func:`finetune_advisor.recommend.configure`
     (the last step of ``advise``) re-runs the rules on the subset's profile with those
     measurements. ``options`` go to :func:`finetune_advisor.recommend.advise` (None values keep
     its defaults); without a ``reference`` there, the shared Tiny-ImageNet sample is used when
@@ -54,10 +54,10 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
         ref = default_reference()
         if ref is not None:
             opts["reference"] = str(ref)
-    key = (str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
+    key = (dataset.name, str(dataset.path), profile.config_profile, json.dumps(opts, sort_keys=True, default=str))
     rec = None if cache is None else cache.get(key)
     if rec is None:
-        rec = advise(dataset.path, profile=profile.config_profile, lr_finder_fallback=True, **opts)
+        rec = advise(dataset.advise_source(), profile=profile.config_profile, lr_finder_fallback=True, **opts)
         if cache is not None:
             cache[key] = rec
     cfg = rec.config
@@ -77,12 +77,12 @@ def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed:
     ``anchor="tune@<N>x"``: ``finetune-advisor tune`` from ``config`` with a budget of N runs
     instead, its best trial's metric recorded
     (:func:`finetune_advisor.tune.anchor.tune_anchor_trial`)."""
-    path = str(dataset.path)
-    full = None if cache is None else cache.get(path)
+    key = f"{dataset.name}|{dataset.path}"
+    full = None if cache is None else cache.get(key)
     if full is None:
-        full = read_dataset(dataset.path)
+        full = dataset.read()          # "pets@10": its subsample
         if cache is not None:
-            cache[path] = full
+            cache[key] = full
     if anchor is not None and is_tune_anchor(anchor):
         from ..tune.anchor import tune_anchor_trial    # tune imports bench: loaded when used
         return tune_anchor_trial(config, fraction_subset(full, fraction), anchor, seed=seed,

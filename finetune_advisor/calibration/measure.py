@@ -59,7 +59,8 @@ def measure_predictors(study, baselines: Mapping[str, Config], paths: Mapping[st
     baselines : mapping
         Dataset name → the sweep's baseline Config (its ``backbone`` is what is measured with).
     paths : mapping
-        Dataset name → its folder.
+        Dataset name → its folder, or its :class:`~finetune_advisor.bench.BenchDataset` (a sized
+        name, ``pets@10``, is measured on its subsample).
     profile : str
         The Config profile the sweep advised at (its image size is the range test's).
     datasets : sequence of str, optional
@@ -87,7 +88,9 @@ def measure_predictors(study, baselines: Mapping[str, Config], paths: Mapping[st
     todo = [d for d in (datasets or sorted(baselines)) if d in baselines and (overwrite or d not in stored)]
     for name in progress_iter(todo, total=len(todo), desc="measuring predictors", enabled=progress and bool(todo)):
         cfg = baselines[name]
-        rec = advise_fn(paths[name], backbone=cfg.backbone, profile=profile, similarity=False,
+        source = paths[name]
+        source = source.advise_source() if hasattr(source, "advise_source") else source   # a BenchDataset
+        rec = advise_fn(source, backbone=cfg.backbone, profile=profile, similarity=False,
                         lr_finder=True, lr_finder_fallback=True, progress=False)
         kept = with_measured(Measurements(), rec.config.measurements)
         study.set_user_attr(MEASURED_PREFIX + name, kept.to_dict())

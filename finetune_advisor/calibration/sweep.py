@@ -75,7 +75,7 @@ def measure_study(study_name: str, storage: str | None = None, *, datasets: Sequ
     study = getattr(study, "study", study)
     settings = study.user_attrs.get("settings") or {}
     profile = str((settings.get("profile") or {}).get("config_profile", "cpu"))
-    paths = {name: str(where.path) for name, where in read_datasets(study).items()}
+    paths = {name: where for name, where in read_datasets(study).items()}   # measured as advised: sized names subsampled
     baselines = {d: c for d, c in read_baselines(study).items() if d in paths and not _is_smoke_test(d)}
     return measure_predictors(study, baselines, paths, profile=profile, datasets=datasets, overwrite=overwrite,
                               progress=progress, advise_fn=advise_fn)

@@ -200,8 +200,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ran = _spawn(study, args, out) if args.workers > 1 else bench.run_worker(study, progress=not args.quiet)
         result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
     else:
-        datasets = bench.resolve_datasets(args.datasets or None, paths=name_paths(args.data_path),
-                                          extra=name_paths(args.dataset))
+        names = args.datasets or None
+        if args.sizes:
+            names = bench.sized_names(names or [n for n, d in bench.REFERENCE_DATASETS.items() if d.group == "study"],
+                                      args.sizes)
+        datasets = bench.resolve_datasets(names, paths=name_paths(args.data_path), extra=name_paths(args.dataset))
         options = {"backbone": args.backbone, "similarity": not args.no_similarity, "reference": args.reference,
                    "lr_finder": False if args.no_lr_finder else None, "policy": args.policy}
         profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,

@@ -250,14 +250,18 @@ def _add_bench(sub, common) -> None:
     b.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
                    help="add your own dataset to the run (repeatable)")
     b.add_argument("--fractions", nargs="+", type=float, default=[0.2, 1.0])
+    b.add_argument("--sizes", nargs="+", type=int, metavar="K",
+                   help="run each reference dataset at these sizes instead of whole: at most K images a class, "
+                        "a stratified subsample with a fixed seed (names pets@10, ...; e.g. --sizes 10 30 100)")
     b.add_argument("--seeds", type=int, default=3, help="repeats per cell (default: %(default)s)")
     b.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
     for field, what in [("head-epochs", "head (frozen) epochs"), ("unfrozen-epochs", "unfrozen epochs"),
                         ("image-size", "image size in px"), ("max-images-per-class", "images a class cap")]:
         b.add_argument(f"--{field}", type=int, help=f"override the profile's {what}")
-    b.add_argument("--grid", choices=["table1", "calibration"], default="table1",
+    b.add_argument("--grid", choices=["table1", "calibration", "schedule"], default="table1",
                    help="table1: the study's one-at-a-time sweep; calibration: absolute LRs x fine-tune "
-                        "depth x unfrozen-phase LR ratio, for 'calibrate' (default: %(default)s)")
+                        "depth x unfrozen-phase LR ratio, for 'calibrate'; schedule: a few of those cells under "
+                        "the profile's fixed epochs and under step budgets (use with --sizes) (default: %(default)s)")
     b.add_argument("--parameters", nargs="*", metavar="P",
                    help="parameters of the grid to vary (default: all; none: baselines and anchors only)")
     b.add_argument("--anchors", nargs="*", metavar="A",

@@ -24,6 +24,7 @@ from ..study import DEFAULT_LR, LR_FAR_DIVISOR, SIMILARITY_THRESHOLD
 from ._common import DEFAULT_NOISE_STD, INVARIANCES, Decision, resolve_far
 from .compose import make_profile, recommend_config
 from .policies import ARMS, POLICIES, PREDICTORS, CalibratedRule, calibrated_plan, predictor_value
+from .schedule import StepRule, split_schedule
 from .rules import (augmentation, batch_size, beta2, choose_architecture, dropout, fine_tune_plan, head_epochs,
                     head_size, image_size, learning_rates, multi_label, validation_split, weight_decay)
 from .warnings import lr_finder_warnings, warnings_for
@@ -34,4 +35,5 @@ __all__ = [
     "weight_decay", "beta2", "dropout", "head_size", "head_epochs", "image_size", "augmentation",
     "multi_label", "warnings_for", "lr_finder_warnings", "recommend_config", "make_profile",
     "POLICIES", "ARMS", "PREDICTORS", "CalibratedRule", "calibrated_plan", "predictor_value",
+    "StepRule", "split_schedule",
 ]

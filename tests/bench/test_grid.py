@@ -89,3 +89,40 @@ def test_bench_profiles_are_the_schedule_table_with_the_benchs_cap():
     assert bench.BENCH_PROFILES["paper"].to_dict() == {
         "name": "paper", "config_profile": "paper", "image_size": 224, "head_epochs": 5, "unfrozen_epochs": 15,
         "batch_size": 64, "max_images_per_class": None}
+
+
+# --- the schedule grid: fixed epochs and step budgets -------------------------------------------
+
+def test_schedule_grid_trains_each_cell_under_fixed_epochs_and_each_step_budget():
+    grid = bench.select_grid(None, "schedule")
+    assert set(grid) == {"lr_all_half", "lr_head_only", "lr_all_half:steps32", "lr_head_only:steps32",
+                         "lr_all_half:steps96", "lr_head_only:steps96"}
+    # 36 training images at batch 8 (4 steps an epoch); 400 at batch 32 (12 steps an epoch)
+    small = Config(profile="cpu", batch_size=8, valid_pct=0.1, head_epochs=2, unfrozen_epochs=2,
+                   measurements={"n_images": 40})
+    large = Config(profile="cpu", batch_size=32, valid_pct=0.2, head_epochs=2, unfrozen_epochs=2,
+                   measurements={"n_images": 500})
+    specs = {s.key: s for s in expand_grid({("small@10", 1.0): small, ("large", 1.0): large}, seeds=[0], grid=grid,
+                                           anchors=["fastai_fine_tune"])}
+    cfg = specs["small@10|1|lr_all_half:steps32=-2.5|0"].config
+    assert (cfg.head_epochs, cfg.unfrozen_epochs, cfg.lr, cfg.lr_finetune) == (8, 8, pytest.approx(10 ** -2.5),
+                                                                               pytest.approx(10 ** -2.5 / 2))
+    assert specs["small@10|1|lr_all_half:steps96=-2.5|0"].config.head_epochs == 24
+    head = specs["small@10|1|lr_head_only:steps32=-1.5|0"].config
+    assert (head.fine_tune, head.head_epochs, head.unfrozen_epochs) == ("none", 16, 0)   # both phases' steps
+    fixed = specs["small@10|1|lr_all_half=-2.5|0"].config
+    assert (fixed.head_epochs, fixed.unfrozen_epochs) == (2, 2)
+    # on the large set 32 steps take 3 epochs a phase; 96 steps, 8
+    assert specs["large|1|lr_all_half:steps32=-2|0"].config.head_epochs == 3
+    assert specs["large|1|lr_all_half:steps96=-2|0"].config.unfrozen_epochs == 8
+    assert parse_label("lr_all_half:steps32=-2.5") == ("lr_all_half:steps32", -2.5)
+    # where the step rule gives the profile's epochs, the cell is the fixed one, trained once
+    equal = Config(profile="cpu", batch_size=16, valid_pct=0.2, head_epochs=2, unfrozen_epochs=2,
+                   measurements={"n_images": 320})       # 256 to train, 16 steps an epoch: 32 steps = 2 epochs
+    twins = expand_grid({("e", 1.0): equal}, seeds=[0], grid=grid, anchors=[])
+    assert {s.key: s.same_as for s in twins}["e|1|lr_all_half:steps32=-2|0"] == "e|1|lr_all_half=-2|0"
+
+
+def test_a_step_cell_without_the_image_count_is_refused():
+    with pytest.raises(ConfigError, match="n_images"):
+        bench.calibration_config(Config(batch_size=8), "lr_all_half:steps32", -2.0)
