@@ -95,8 +95,9 @@ def test_bench_profiles_are_the_schedule_table_with_the_benchs_cap():
 
 def test_schedule_grid_trains_each_cell_under_fixed_epochs_and_each_step_budget():
     grid = bench.select_grid(None, "schedule")
-    assert set(grid) == {"lr_all_half", "lr_head_only", "lr_all_half:steps32", "lr_head_only:steps32",
-                         "lr_all_half:steps96", "lr_head_only:steps96"}
+    assert grid == {"lr_all_half": (-3.0, -2.5, -2.0), "lr_head_only": (-1.5,),
+                    "lr_all_half:steps32": (-3.0, -2.5, -2.0), "lr_head_only:steps32": (-1.5,)}
+    grid = {**grid, "lr_all_half:steps96": (-2.5,), "lr_head_only:steps96": (-1.5,)}    # any budget works
     # 36 training images at batch 8 (4 steps an epoch); 400 at batch 32 (12 steps an epoch)
     small = Config(profile="cpu", batch_size=8, valid_pct=0.1, head_epochs=2, unfrozen_epochs=2,
                    measurements={"n_images": 40})
@@ -114,7 +115,7 @@ def test_schedule_grid_trains_each_cell_under_fixed_epochs_and_each_step_budget(
     assert (fixed.head_epochs, fixed.unfrozen_epochs) == (2, 2)
     # on the large set 32 steps take 3 epochs a phase; 96 steps, 8
     assert specs["large|1|lr_all_half:steps32=-2|0"].config.head_epochs == 3
-    assert specs["large|1|lr_all_half:steps96=-2|0"].config.unfrozen_epochs == 8
+    assert specs["large|1|lr_all_half:steps96=-2.5|0"].config.unfrozen_epochs == 8
     assert parse_label("lr_all_half:steps32=-2.5") == ("lr_all_half:steps32", -2.5)
     # where the step rule gives the profile's epochs, the cell is the fixed one, trained once
     equal = Config(profile="cpu", batch_size=16, valid_pct=0.2, head_epochs=2, unfrozen_epochs=2,
