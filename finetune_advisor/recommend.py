@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from . import data, heuristics
+from .hardware import AUTO_PROFILE, auto_profile
 from .backbones import create_backbone
 from .calibration import Calibration, find_calibration, nearest_calibration
 from .config import PROFILES, Config
@@ -76,6 +77,8 @@ class AdviseOptions:
     --------
     >>> AdviseOptions(profile="paper", seed=3).profile
     'paper'
+    >>> AdviseOptions().profile        # paper where torch sees a CUDA or MPS device, else cpu (hardware.py)
+    'auto'
     >>> AdviseOptions(threshold=2)
     Traceback (most recent call last):
     ...
@@ -87,7 +90,7 @@ class AdviseOptions:
     pretrained: bool = True
     fallback: bool = True
     reference: str | Path | None = None
-    profile: str = "cpu"
+    profile: str = AUTO_PROFILE
     invariances: Mapping[str, bool] | None = None
     threshold: float | None = None
     layout: str = "auto"
@@ -108,8 +111,8 @@ class AdviseOptions:
     lr_finder_method: str = "cached"
 
     def __post_init__(self):
-        if self.profile not in PROFILES:
-            raise ConfigError(f"unknown profile {self.profile!r}; choose one of {sorted(PROFILES)}")
+        if self.profile not in PROFILES and self.profile != AUTO_PROFILE:
+            raise ConfigError(f"unknown profile {self.profile!r}; choose one of {[AUTO_PROFILE, *sorted(PROFILES)]}")
         if self.threshold is not None and not (isinstance(self.threshold, (int, float))
                                                and 0 < float(self.threshold) < 1):
             raise ConfigError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
@@ -285,6 +288,12 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
     log.debug("importing torch and fastai...")      # seconds, the first time
     from fastai.torch_core import set_seed
 
+    profile_why = None
+    if opts.profile == AUTO_PROFILE:                # the machine decides: paper on a GPU, cpu otherwise
+        name, profile_why = auto_profile()
+        opts = opts.replace(profile=name)
+        log.info("%s", profile_why)
+
     seed = opts.seed
     set_seed(seed, reproducible=True)  # random-init backbones, head init, augmentation: same seed, same advice
     timings: dict[str, float] = {}
@@ -370,5 +379,8 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         log.warning("%s", note)
     config = configure(dataset_profile, measured, opts, backbone=backbone_name, backbone_reason=arch_reason,
                        calibration=calibration, policy_note=note)
+    if profile_why:
+        config = dataclasses.replace(config, reasons={**config.reasons,
+                                                      "profile": f"{profile_why}: {config.reasons['profile']}"})
     return Recommendation(config=config, profile=dataset_profile, dataset=dataset, similarity=sim_result,
                           lr_finder=lr_result, backbone=bb, timings=timings, options=opts)

@@ -213,3 +213,24 @@ def test_calibrated_policy_end_to_end_and_its_fallback(folder, tmp_path, capsys)
     assert main(["recommend", str(folder), *CLI_FAST, "--backbone", "resnet34", "--calibration", str(path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "backbone 'resnet18-random', not 'resnet34-random'" in err[0]
+
+
+# --- --profile auto: the machine decides -----------------------------------------------------------
+
+def test_auto_profile_picks_paper_on_a_cuda_machine_and_says_which_device(folder, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    args = ["recommend", str(folder), "--backbone", "resnet18", "--random-init", "--no-similarity", "--no-lr-finder",
+            "--json", "-q"]
+    assert main(args) == 0                                # this machine: no accelerator (or the real one)
+    here = Config.from_json(capsys.readouterr().out)
+    if not torch.cuda.is_available():
+        assert here.profile == "cpu" and here.reasons["profile"].startswith("auto: torch found no CUDA or MPS")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU 80GB")
+    assert main(args) == 0
+    gpu = Config.from_json(capsys.readouterr().out)
+    assert gpu.profile == "paper" and gpu.unfrozen_epochs > here.unfrozen_epochs     # the study's 5 + 15 epochs
+    assert gpu.reasons["profile"].startswith("auto: torch found a CUDA device Fake GPU 80GB, so profile 'paper'")
+    assert main([*args, "--profile", "cpu"]) == 0         # forced, whatever the machine
+    forced = Config.from_json(capsys.readouterr().out)
+    assert forced.profile == "cpu" and "auto" not in forced.reasons["profile"]

@@ -156,8 +156,9 @@ def add_recommend_args(p) -> None:
     """The options of the measurements behind a recommendation (see ``options.options_from_args``)."""
     _add_backbone_args(p)
     p.add_argument("--reference", help="Tiny-ImageNet folder (built and cached) or a reference .npz")
-    p.add_argument("--profile", choices=["cpu", "paper"], default="cpu",
-                   help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs (default: cpu)")
+    p.add_argument("--profile", choices=["auto", "cpu", "paper"], default="auto",
+                   help="cpu: small images, short schedule; paper: the study's 224 px, 5+15 epochs; auto: paper "
+                        "where torch sees a CUDA or MPS device, else cpu (default: auto)")
     p.add_argument("--threshold", type=float, help="near/far similarity threshold (default: per backbone, 0.72)")
     p.add_argument("--lr-loss", choices=["train", "valid"], default="valid",
                    help="loss recorded by the LR range test: valid (the study's, default) or train (cheaper, noisier)")
