@@ -195,6 +195,11 @@ class Measurements:
     policy: str | None = None                 # the policy that decided the rates and depth
     calibration: Mapping[str, Any] | None = None   # which calibration it used (id, backbone, profile)
     alternatives: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # other policies' choices
+    # images a second through the frozen body at forward_image_size, decoding and resizing included
+    # (the cached range test's feature pass, on the images training uses): what the time estimate scales
+    forward_images_per_s: float | None = None
+    forward_image_size: int | None = None
+    train_time_s: float | None = None         # the estimated wall time of training this Config here
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -218,7 +223,7 @@ class Measurements:
         return dataclasses.replace(self, **changes)
 
     STAGE_FIELDS = ("similarity", "lr_finder", "lr_finder_failed", "backbone_source", "timings_s", "fraction",
-                    "transferability", "extra")
+                    "transferability", "forward_images_per_s", "forward_image_size", "extra")
 
     def stages(self) -> "Measurements":
         """Only what the measuring stages recorded (similarity, range test, timings); the

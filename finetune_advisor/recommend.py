@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class AdviseOptions:
     policy: str = "calibrated"
     calibration: str | Path | None = None
     lr_finder_method: str = "cached"
+    budget: str | None = None       # wall-clock time for training ("15m"): the schedule is shortened to fit
 
     def __post_init__(self):
         if self.profile not in PROFILES and self.profile != AUTO_PROFILE:
@@ -132,6 +134,12 @@ class AdviseOptions:
             raise ConfigError(f"lr_steps={self.lr_steps} is too few for the LR range test (at least {MIN_LR_STEPS})",
                               hint="raise lr_steps (CLI --lr-steps), or skip the test with lr_finder=False "
                                    "(--no-lr-finder)")
+        if self.budget is not None:
+            heuristics.parse_duration(self.budget)          # "15m"; a clear error now, not after the measurements
+            if not (self.lr_finder and self.lr_finder_method == "cached"):
+                raise ConfigError("a training budget needs the cached LR range test, whose forward pass over "
+                                  "the training images measures this machine's throughput",
+                                  hint="drop --no-lr-finder / --lr-finder full, or drop --budget")
         if self.filename_regex:
             try:
                 re.compile(self.filename_regex)
@@ -271,9 +279,42 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
     if calibration is not None:
         config = dataclasses.replace(config, measurements=config.measurements.replace(
             calibration=calibration.summary()))
+        cap = PROFILES[options.profile].get("max_images_per_class")      # what training will use of each class
+        beyond = calibration.outside(min(profile.median_images_per_class, cap or math.inf))
+        if beyond:
+            config = dataclasses.replace(config, warnings=(*config.warnings, beyond))
     if policy_note:
         config = dataclasses.replace(config, warnings=(*config.warnings, policy_note))
     return config
+
+
+def with_time_estimate(config: Config, *, n_train: int, n_valid: int, budget_s: float | None = None) -> Config:
+    """``config`` with its estimated training time (``measurements.train_time_s``), its schedule
+    shortened to ``budget_s`` seconds where given (:func:`heuristics.fit_to_budget`), and the
+    epochs' reasons naming the steps an epoch and the time (pure).
+
+    The throughput is the one measured on the same images (``measurements.forward_images_per_s``
+    at ``forward_image_size``); without it the Config is returned unchanged.
+    """
+    m = config.measurements
+    if not m.forward_images_per_s or not m.forward_image_size:
+        return config
+    rate = dict(images_per_s=m.forward_images_per_s, measured_size=m.forward_image_size)
+    schedule = heuristics.Schedule(config.head_epochs, config.unfrozen_epochs, config.image_size, n_train, n_valid)
+    if budget_s is not None:
+        fitted, why = heuristics.fit_to_budget(schedule, budget_s, **rate)
+        if fitted != schedule:
+            config = config.replace(reason=why, head_epochs=fitted.head_epochs, unfrozen_epochs=fitted.unfrozen_epochs,
+                                    image_size=fitted.image_size)
+            schedule = fitted
+    seconds = heuristics.TimeModel().seconds(schedule, **rate)
+    steps = heuristics.steps_per_epoch(n_train, config.batch_size)
+    note = (f"{steps} steps an epoch ({n_train} training images in batches of {config.batch_size}); "
+            f"training takes about {heuristics.format_duration(seconds)} on this machine")
+    reasons = {**config.reasons, "head_epochs": f"{config.reasons['head_epochs']}; {note}"}
+    if config.unfrozen_epochs:
+        reasons["unfrozen_epochs"] = f"{config.reasons['unfrozen_epochs']}; {note}"
+    return dataclasses.replace(config, reasons=reasons, measurements=m.replace(train_time_s=seconds))
 
 
 def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | None = None,
@@ -334,7 +375,7 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         decode_failed.update(sim_result.failed_paths)
         timings["similarity"] = time.perf_counter() - clock
 
-    lr_result, lr_failed, transfer = None, None, None
+    lr_result, lr_failed, transfer, cache = None, None, None, None
     if opts.lr_finder:
         clock = time.perf_counter()
         spec = range_test_spec(dataset_profile, opts)
@@ -373,7 +414,10 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
     measured = Measurements(similarity=None if sim_result is None else sim_result.without_paths(),
                             lr_finder=None if lr_result is None else lr_result.summary(),
                             lr_finder_failed=lr_failed, backbone_source=bb.source, transferability=transfer,
-                            timings_s={k: round(v, 2) for k, v in timings.items()})
+                            timings_s={k: round(v, 2) for k, v in timings.items()},
+                            forward_images_per_s=None if cache is None or not cache.images_per_s
+                            else round(cache.images_per_s, 2),
+                            forward_image_size=None if cache is None else cache.image_size)
     policy, calibration, note = resolve_policy(opts, bb.key, pretrained=bb.pretrained)
     if note:
         log.warning("%s", note)
@@ -382,5 +426,8 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
     if profile_why:
         config = dataclasses.replace(config, reasons={**config.reasons,
                                                       "profile": f"{profile_why}: {config.reasons['profile']}"})
+    if cache is not None and cache.images_per_s:
+        config = with_time_estimate(config, n_train=len(cache.train_y), n_valid=len(cache.valid_y),
+                                    budget_s=None if opts.budget is None else heuristics.parse_duration(opts.budget))
     return Recommendation(config=config, profile=dataset_profile, dataset=dataset, similarity=sim_result,
                           lr_finder=lr_result, backbone=bb, timings=timings, options=opts)

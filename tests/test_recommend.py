@@ -234,3 +234,36 @@ def test_auto_profile_picks_paper_on_a_cuda_machine_and_says_which_device(folder
     assert main([*args, "--profile", "cpu"]) == 0         # forced, whatever the machine
     forced = Config.from_json(capsys.readouterr().out)
     assert forced.profile == "cpu" and "auto" not in forced.reasons["profile"]
+
+
+# --- the training time: estimated from the measured throughput, and a budget ----------------------
+
+def test_the_config_carries_a_time_estimate_and_a_budget_shortens_the_schedule(folder):
+    fast = {**FAST, "profile": "paper"}                    # 5 + 15 epochs: long enough to need cutting
+    free = advise(folder, **fast).config
+    m = free.measurements
+    assert m.forward_images_per_s > 0 and m.forward_image_size == free.image_size
+    assert m.train_time_s > 0
+    assert "steps an epoch" in free.reasons["head_epochs"] and "training takes about" in free.reasons["unfrozen_epochs"]
+    from finetune_advisor.heuristics import TimeModel
+    overhead = TimeModel().overhead_s
+    budget_s = overhead + (m.train_time_s - overhead) / 3    # a third of the epochs' time
+    cut = advise(folder, **fast, budget=f"{budget_s:.3f}s").config
+    assert cut.head_epochs + cut.unfrozen_epochs < free.head_epochs + free.unfrozen_epochs
+    assert cut.measurements.train_time_s <= budget_s
+    assert cut.reasons["head_epochs"].startswith("budget ")
+    roomy = advise(folder, **fast, budget="10h").config      # a schedule that fits is left as it is
+    assert (roomy.head_epochs, roomy.unfrozen_epochs) == (free.head_epochs, free.unfrozen_epochs)
+
+
+@pytest.mark.parametrize("budget, needle", [("fast", "budget 'fast' is not a duration"),
+                                            ("0.001s", "is too small for one epoch")])
+def test_cli_budget_errors_are_one_line(folder, budget, needle, capsys):
+    assert main(["recommend", str(folder), *CLI_FAST, "--budget", budget]) != 0
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_budget_needs_the_cached_range_test(folder, capsys):
+    assert main(["recommend", str(folder), *CLI_FAST, "--no-lr-finder", "--budget", "5m"]) != 0
+    assert "a training budget needs the cached LR range test" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,10 +79,53 @@ class Calibration:
         loo = ((self.provenance.get("per_dataset") or {}).get(dataset) or {}).get("loo_portfolio")
         return self.portfolio if loo is None else tuple((str(a), float(r)) for a, r in loo)
 
+    def holds_for(self) -> dict[str, Any]:
+        """What the calibration was measured on: backbone, profile, resolution, schedule rule and
+        the dataset sizes (median images a class, smallest and largest of its datasets; None
+        when its provenance does not say).
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu",
+        ...                   schedule={"image_size": 64, "head_epochs": 2, "unfrozen_epochs": 2},
+        ...                   provenance={"per_dataset": {"a": {"predictors": {"log10_images_per_class": 1.0}},
+        ...                                               "b": {"predictors": {"log10_images_per_class": 2.0}}}})
+        >>> cal.holds_for()
+        {'backbone': 'r50', 'profile': 'cpu', 'image_size': 64, 'schedule': 'fixed: 2 + 2 epochs', 'images_per_class': [10.0, 100.0]}
+        """
+        sched = self.schedule
+        logs = [float(v) for d in (self.provenance.get("per_dataset") or {}).values()
+                if (v := ((d or {}).get("predictors") or {}).get("log10_images_per_class")) is not None]
+        cap = sched.get("max_images_per_class")     # the sweep trained on at most this many a class
+        if cap:
+            logs = [min(v, math.log10(cap)) for v in logs]
+        rule = sched.get("schedule_rule") or (f"fixed: {sched['head_epochs']} + {sched['unfrozen_epochs']} epochs"
+                                              if "head_epochs" in sched else None)
+        return {"backbone": self.backbone, "profile": self.profile, "image_size": sched.get("image_size"),
+                "schedule": rule,
+                "images_per_class": [round(10 ** min(logs), 1), round(10 ** max(logs), 1)] if logs else None}
+
+    def outside(self, median_images_per_class: float | None) -> str | None:
+        """Why a dataset of that size lies outside what the calibration measured (None: inside, or unknown).
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"per_dataset": {
+        ...     "a": {"predictors": {"log10_images_per_class": 1.5}}, "b": {"predictors": {"log10_images_per_class": 2.0}}}})
+        >>> cal.outside(2000)
+        'this dataset has a median 2000 images a class; the calibration measured 31.6 to 100: its advice is extrapolated'
+        >>> cal.outside(50) is None
+        True
+        """
+        span = self.holds_for()["images_per_class"]
+        if span is None or median_images_per_class is None:
+            return None
+        low, high = span
+        if low * 0.8 <= median_images_per_class <= high * 1.25:   # a class or two either way is no extrapolation
+            return None
+        return (f"this dataset has a median {median_images_per_class:g} images a class; the calibration measured "
+                f"{low:g} to {high:g}: its advice is extrapolated")
+
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""
         return {"backbone": self.backbone, "profile": self.profile, "family": self.family,
-                "version": self.version, "rule": self.rule.to_dict(),
+                "version": self.version, "rule": self.rule.to_dict(), "holds_for": self.holds_for(),
                 "studies": list(self.provenance.get("studies", ())), "source": self.provenance.get("source", "")}
 
     def mismatch(self, backbone: str, profile: str) -> str | None:
@@ -95,7 +139,8 @@ class Calibration:
     # --- the file -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": CALIBRATION_FORMAT, "version": self.version, "backbone": self.backbone,
-                "profile": self.profile, "schedule": dict(self.schedule), "family": self.family,
+                "profile": self.profile, "schedule": dict(self.schedule), "holds_for": self.holds_for(),
+                "family": self.family,
                 "rule": self.rule.to_dict(), "portfolio": [{"arm": a, "log10_lr": r} for a, r in self.portfolio],
                 "provenance": to_jsonable(self.provenance)}
 

@@ -35,7 +35,8 @@ def options_from_args(args: argparse.Namespace) -> AdviseOptions:
         invariances=invariances or None, threshold=args.threshold, similarity=not args.no_similarity,
         lr_finder=not args.no_lr_finder, lr_loss=args.lr_loss, lr_steps=args.lr_steps,
         max_images=args.max_images, seed=args.seed, progress=not args.quiet, policy=args.policy,
-        calibration=args.calibration, lr_finder_method=args.lr_finder_method, **read_kwargs(args))
+        calibration=args.calibration, lr_finder_method=args.lr_finder_method,
+        budget=getattr(args, "train_budget", None), **read_kwargs(args))
 
 
 URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "hf://")

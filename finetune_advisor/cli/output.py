@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from ..config import DECISION_FIELDS
 from ..data import DatasetProfile
+from ..heuristics import format_duration
 from ..recommend import Recommendation
 
 
@@ -39,6 +40,11 @@ def format_recommendation(rec: Recommendation) -> str:
     if rec.lr_finder is not None:
         r = rec.lr_finder
         lines.append(f"LR finder: {r.lr:.2e} (fastai valley {r.fastai_valley:.2e}, steep {r.fastai_steep:.2e})")
+    m = cfg.measurements
+    if m.train_time_s is not None:
+        lines.append(f"training time: about {format_duration(m.train_time_s)} on this machine "
+                     f"({cfg.head_epochs} + {cfg.unfrozen_epochs} epochs at {cfg.image_size} px; measured "
+                     f"{m.forward_images_per_s:.0f} images/s forward at {m.forward_image_size} px)")
     lines += ["", "recommended config:"]
     width = max(len(f) for f in DECISION_FIELDS)
     for name in DECISION_FIELDS:

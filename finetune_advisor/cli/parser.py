@@ -16,6 +16,7 @@ EPILOG_RECOMMEND = """examples:
   finetune-advisor recommend data/aerial --no-canonical-up --orientation-matters
   finetune-advisor recommend data/pets --backbone resnet50 --weights resnet50.pth
   finetune-advisor recommend data/pets --backbone my_models.py:my_resnet --reference tiny-imagenet-200/
+  finetune-advisor recommend data/pets --budget 15m             # a schedule that trains in 15 minutes here
 """
 
 EPILOG_REFERENCE = """examples:
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the Config as JSON on stdout")
     p.add_argument("--out", help="also write the Config JSON to this file")
     p.add_argument("--plot", help="write the LR-finder plot (PNG) to this file")
+    p.add_argument("--budget", dest="train_budget", metavar="TIME",
+                   help="wall-clock time for training (e.g. 15m, 90s, 2h): the schedule's epochs, and if need be "
+                        "the image size, are cut to fit, from the throughput measured on this machine")
 
     p = _add(sub, "profile", "profile", common, None, "profile a dataset (counts, imbalance, resolution)")
     _add_dataset_args(p, sample=False)

@@ -24,7 +24,8 @@ from ..study import DEFAULT_LR, LR_FAR_DIVISOR, SIMILARITY_THRESHOLD
 from ._common import DEFAULT_NOISE_STD, INVARIANCES, Decision, resolve_far
 from .compose import make_profile, recommend_config
 from .policies import ARMS, POLICIES, PREDICTORS, CalibratedRule, calibrated_plan, predictor_value
-from .schedule import StepRule, split_schedule
+from .schedule import (Schedule, StepRule, TimeModel, fit_to_budget, format_duration, parse_duration,
+                       split_schedule, steps_per_epoch)
 from .rules import (augmentation, batch_size, beta2, choose_architecture, dropout, fine_tune_plan, head_epochs,
                     head_size, image_size, learning_rates, multi_label, validation_split, weight_decay)
 from .warnings import lr_finder_warnings, warnings_for
@@ -35,5 +36,6 @@ __all__ = [
     "weight_decay", "beta2", "dropout", "head_size", "head_epochs", "image_size", "augmentation",
     "multi_label", "warnings_for", "lr_finder_warnings", "recommend_config", "make_profile",
     "POLICIES", "ARMS", "PREDICTORS", "CalibratedRule", "calibrated_plan", "predictor_value",
-    "StepRule", "split_schedule",
+    "StepRule", "split_schedule", "steps_per_epoch", "Schedule", "TimeModel", "fit_to_budget", "parse_duration",
+    "format_duration",
 ]

@@ -9,6 +9,8 @@ takes as input: the body's output max- and average-pooled (``AdaptiveConcatPool2
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,12 @@ class FeatureCache:
     backbone_key: str
     n_embedded: int
     failed_paths: tuple[str, ...] = ()
+    embed_seconds: float | None = None       # wall time of the forward pass (decoding included)
+
+    @property
+    def images_per_s(self) -> float | None:
+        """The forward pass's throughput on this machine, decoding and resizing included."""
+        return self.n_embedded / self.embed_seconds if self.embed_seconds else None
 
     @property
     def width(self) -> int:
@@ -78,8 +86,10 @@ def cache_features(dataset: Dataset, backbone: Backbone, spec: LearnerSpec, *, s
     multi = bool(dataset.multi_label or spec.multi_label)
     items, valid_idx, _ = prepare_items(dataset, spec, seed=seed, cap=spec.max_images_per_class,
                                         multi_label=multi, verify=False)
+    clock = time.perf_counter()
     emb, failed = embed_images(backbone, [it.path for it in items], image_size=spec.image_size,
                                batch_size=batch_size, progress=progress, pool="concat")
+    embed_seconds = time.perf_counter() - clock
     ok = np.setdiff1d(np.arange(len(items)), np.asarray(failed, dtype=np.int64))
     is_valid = np.isin(ok, np.asarray(valid_idx, dtype=np.int64))
     kept = [items[i] for i in ok]
@@ -96,4 +106,4 @@ def cache_features(dataset: Dataset, backbone: Backbone, spec: LearnerSpec, *, s
         classes=tuple(classes), multi_label=multi,
         priors=tuple(label_priors(train_items, classes, multi_label=multi)),
         image_size=int(spec.image_size), backbone_key=backbone.key, n_embedded=len(items),
-        failed_paths=tuple(str(items[i].path) for i in failed))
+        failed_paths=tuple(str(items[i].path) for i in failed), embed_seconds=embed_seconds)

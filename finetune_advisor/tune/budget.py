@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 
 from ..exceptions import ConfigError
+from ..heuristics.schedule import DURATION_UNITS as _SECONDS
 
 __all__ = ["Budget", "parse_budget", "may_start", "DEFAULT_BUDGET"]
 
 DEFAULT_BUDGET = "5x"
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(x|s|m|h)\s*$", re.IGNORECASE)
-_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _HINT = "use a multiple of one training run of the recommended config, e.g. 5x, or wall-clock time, e.g. 20m, 90s or 2h"
 
 
