@@ -565,8 +565,27 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path, capsys, m
     root = two_classes(tmp_path / "d")
     rc, _, err = cli(capsys, "recommend", root, *QUICK)
     error_line(rc, err, "unexpected RuntimeError: something deep in torch with a second line", "--debug")
-    with pytest.raises(RuntimeError, match="something deep"):
-        main(["recommend", str(root), *QUICK, "--debug"])
+    assert main(["recommend", str(root), *QUICK, "--debug"]) == 1           # the traceback, on stderr
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: something deep in torch" in err
+
+
+def test_no_output_shows_a_storage_password(tmp_path, capsys, monkeypatch):
+    """The password of a storage URL is masked in the error line, the --debug traceback and logs."""
+    def boom(*args, **kwargs):
+        raise RuntimeError("could not connect to postgresql+psycopg2://alice:hunter2@db.example/bench")
+
+    monkeypatch.setattr("finetune_advisor.cli.commands.advise", boom)
+    root = two_classes(tmp_path / "d")
+    for extra in ([], ["--debug"]):
+        assert main(["recommend", str(root), *QUICK, *extra]) == 1
+        err = capsys.readouterr().err
+        assert "alice:***@db.example" in err and "hunter2" not in err
+    for command in (["bench", "status", "--study", "nope"],
+                    ["bench", "run", "--worker", "--study", "nope", "--out", str(tmp_path / "o")]):
+        assert main([*command, "--storage", "postgres://alice:hunter2@127.0.0.1:1/bench"]) == 1
+        err = capsys.readouterr().err
+        assert "hunter2" not in err and "alice:***@" in err, err
 
 
 def test_image_size_too_small_for_the_backbone_names_the_config(tmp_path, capsys):

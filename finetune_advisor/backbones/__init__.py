@@ -23,10 +23,10 @@ Specs accepted by :func:`create_backbone`:
 ('resnet18', 512)
 """
 from .factory import create_backbone
-from .loaders import OFFLINE_ENV, offline
+from .loaders import OFFLINE_ENV, names_code, offline
 from .registry import (BACKBONES, FALLBACK_BACKBONE, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, Backbone,
                        BackboneEntry, BackboneSpec, get_backbone_entry, list_backbones, register_backbone, spec_name)
 
-__all__ = ["Backbone", "BackboneEntry", "BackboneSpec", "BACKBONES", "create_backbone", "list_backbones",
+__all__ = ["names_code", "Backbone", "BackboneEntry", "BackboneSpec", "BACKBONES", "create_backbone", "list_backbones",
            "register_backbone", "get_backbone_entry", "spec_name", "offline", "FALLBACK_BACKBONE", "OFFLINE_ENV",
            "IMAGENET_MEAN", "IMAGENET_STD", "LITE_MEAN", "LITE_STD"]

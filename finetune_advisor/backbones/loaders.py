@@ -162,6 +162,16 @@ def efficientnet_lite0(*, weights: str | os.PathLike | None = None, pretrained: 
 
 # --- architecture callables (fastai's convention: f(pretrained=True) -> nn.Module) ----------
 
+def names_code(spec: object) -> bool:
+    """Whether a backbone spec names code to import and run (``module:function``,
+    ``file.py:function``) rather than a registered backbone.
+
+    >>> names_code("resnet50"), names_code("my_models:net"), names_code("/tmp/evil.py:f")
+    (False, True, True)
+    """
+    return isinstance(spec, str) and (":" in spec or spec.endswith(".py"))
+
+
 def import_callable(spec: str) -> Callable:
     """The callable named by ``module:function`` or ``path/to/file.py:function``."""
     target, func_name = spec.rsplit(":", 1)

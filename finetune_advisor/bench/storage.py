@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .._signals import deferred_interrupt
 from ..config import Config
-from .datasets import BenchDataset
 from ..exceptions import ConfigError
+from ..storage_url import masked_url, normalise_storage_url
+from .datasets import BenchDataset
 
 if TYPE_CHECKING:
     import optuna
@@ -125,13 +126,13 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
             time.sleep(1.0)
             rdb = make_storage()
     except ImportError as exc:   # optuna wraps it: "Failed to import DB access module ..."
-        raise ConfigError(f"cannot use the storage {_shown(url)}: its database driver is not installed ({exc})",
+        raise ConfigError(f"cannot use the storage {masked_url(url)}: its database driver is not installed ({exc})",
                           hint="pip install 'finetune-advisor[postgres]' (psycopg2-binary) for postgresql://, "
                                "or PyMySQL for mysql+pymysql://") from None
     except Exception as exc:
         if not _is_db_error(exc):
             raise
-        raise ConfigError(f"cannot open the storage {_shown(url)}: {_db_reason(exc)}",
+        raise ConfigError(f"cannot open the storage {masked_url(url)}: {_db_reason(exc)}",
                           hint="check that the database server is up and reachable and the URL's user, password "
                                "and database are right") from None
     if create:
@@ -140,26 +141,9 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
         try:
             study = optuna.load_study(study_name=study_name, storage=rdb)
         except KeyError:
-            raise ConfigError(f"no study named {study_name!r} in {url}",
+            raise ConfigError(f"no study named {study_name!r} in {masked_url(url)}",
                               hint="start it with 'finetune-advisor bench run' (Python: run_bench)") from None
     return BenchStudy(study, rdb, url, heartbeat_interval, grace)
-
-
-def normalise_storage_url(url: str) -> str:
-    """Check an SQLAlchemy storage URL; ``postgresql://`` gets the psycopg2 driver when psycopg
-    (3, SQLAlchemy 2.1's default) is not installed and psycopg2 is.
-
-    >>> normalise_storage_url("sqlite:///bench.db")
-    'sqlite:///bench.db'
-    """
-    import importlib.util
-
-    if not url.startswith(("sqlite:", "postgresql", "mysql")):
-        raise ConfigError(f"storage must be an SQLAlchemy URL (sqlite:///file.db or postgresql://...), got {url!r}")
-    if url.startswith("postgresql://"):
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return url
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -173,15 +157,6 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("mysql"):
         return {"connect_args": {"connect_timeout": int(CONNECT_TIMEOUT_S)}, "pool_pre_ping": True}
     return {}
-
-
-def _shown(url: str) -> str:
-    """The URL with its password hidden."""
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
 
 
 def _is_db_error(exc: BaseException) -> bool:

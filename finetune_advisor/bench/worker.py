@@ -20,6 +20,7 @@ from .._progress import progress_to_stderr
 from .._signals import deferred_interrupt
 from ..config import Config
 from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
+from ..storage_url import STORAGE_ENV
 from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
 from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
@@ -259,11 +260,12 @@ def spawn_workers(study_name: str, storage: str, n_workers: int = 2, *, threads:
     """
     if n_workers < 1 or threads < 1:
         raise ConfigError(f"workers and threads must be at least 1, got {n_workers} and {threads}")
+    # the URL goes through the environment, not argv: a password in it would show in ps
     argv = list(command) if command else [sys.executable, "-m", "finetune_advisor.cli", "bench", "run", "--worker",
-                                          "--study", study_name, "--storage", storage, "-q"]
+                                          "--study", study_name, "-q"]
     if out_dir is not None and not command:
         argv += ["--out", str(out_dir)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **{STORAGE_ENV: storage})
     procs = []
     try:
         for i in range(n_workers):

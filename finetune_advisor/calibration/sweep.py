@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..bench import REFERENCE_DATASETS, open_study, results_table
@@ -20,6 +21,7 @@ from ..heuristics.policies import ARMS, predictor_value
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
 from .measure import measure_predictors, read_measured, with_measured
 from .model import Calibration
+from ..storage_url import relative_storage
 from .portfolio import greedy_portfolio, leave_one_out_portfolios, rule_cell
 
 if TYPE_CHECKING:
@@ -141,7 +143,9 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
                    for d in curves.datasets}
     profile_name = next(iter(info["profiles"]))
     provenance = {
-        "studies": info["studies"], "storage": storage, "datasets": curves.datasets, "n_trials": info["n_trials"],
+        # a calibration is meant to be shared: no password, no machine path (relative to the working folder)
+        "studies": info["studies"], "storage": None if storage is None else relative_storage(storage, Path.cwd()),
+        "datasets": curves.datasets, "n_trials": info["n_trials"],
         "excluded": info["excluded"], "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "score": "accuracy (single-label), macro ROC AUC (multi-label)",
         "fit_mean_regret": round(fit.mean_regret, 4),

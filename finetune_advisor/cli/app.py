@@ -10,6 +10,7 @@ from typing import Sequence
 
 from .._signals import deferred_interrupt
 from ..exceptions import FinetuneAdvisorError
+from ..storage_url import masked_url
 from .output import one_line, print_error
 from .parser import build_parser
 
@@ -41,6 +42,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:     # no log line shows a storage URL's password
+        handler.addFilter(_mask_passwords)
     _quiet_third_party(args.debug)
     runs_torch = args.command not in ("profile", "bench status", "calibrate") or \
         bool(getattr(args, "validate", None) or getattr(args, "measure", False))   # calibrate trains or measures
@@ -57,7 +60,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return COMMANDS[args.command](args) or 0
     except FinetuneAdvisorError as exc:
         if args.debug:
-            raise
+            return _print_traceback()
         print_error(str(exc))
         return 1
     except BrokenPipeError:  # stdout closed early (`... | head`): nothing left to tell anyone
@@ -65,7 +68,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except Exception as exc:  # a bug here or in a library: still one line, never a traceback
         if args.debug:
-            raise
+            return _print_traceback()
         user_error = _user_error(exc, args)
         if user_error is not None:       # a library's error about an input the user gave: not our bug
             print_error(user_error)
@@ -73,6 +76,23 @@ def _main(argv: Sequence[str] | None) -> int:
         print_error(f"unexpected {type(exc).__name__}: {one_line(str(exc))[:300]} (rerun with --debug "
                     f"for the traceback, and please report it)")
         return 1
+
+
+def _mask_passwords(record: logging.LogRecord) -> bool:
+    """A logging filter: the record's message with any URL's password masked."""
+    message = record.getMessage()
+    masked = masked_url(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    return True
+
+
+def _print_traceback() -> int:
+    """``--debug``: the traceback on stderr, with any URL's password masked; exit code 1."""
+    import traceback
+
+    print(masked_url(traceback.format_exc()), end="", file=sys.stderr)
+    return 1
 
 
 def _import_torch_and_fastai(with_fastai: bool = True) -> None:
@@ -110,7 +130,7 @@ def _user_error(exc: Exception, args) -> str | None:
                 f"--filename-regex '^(.+)_\\d+$')")
     db_error = _storage_error(exc)
     if db_error is not None:
-        storage = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", getattr(args, "storage", None) or _default_storage(args))
+        storage = masked_url(getattr(args, "storage", None) or _default_storage(args))
         fix = ("check that the file is a bench database, in a folder you can write" if storage.startswith("sqlite")
                else "check the URL, and that the database server runs and accepts connections")
         return f"cannot use the storage {storage}: {db_error} ({fix}; --storage sets it)"

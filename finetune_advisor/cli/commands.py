@@ -7,12 +7,14 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .. import bench, data
 from .._io import write_bytes_atomic, write_text_atomic
-from ..backbones import Backbone, create_backbone
+from ..backbones import Backbone, create_backbone, names_code
+from ..storage_url import STORAGE_ENV
 from ..config import Config
 from ..exceptions import ConfigError, SimilarityReferenceError
 from ..lr_finder import plot_lr_finder
@@ -97,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = dataset_path(args)
     check_writable(args.out, "--out", folder=True)
     if args.config:
-        config = _read_config(args.config)
+        config = _read_config(args.config, trust_code=args.trust_config_code)
         dataset = data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
     else:
         rec = advise(path, options_from_args(args))
@@ -121,7 +123,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     budget = None if args.budget is None else parse_budget(args.budget)    # a typo fails now, not after hours
     path = dataset_path(args)
     check_writable(args.out, "--out", folder=True)
-    config = _read_config(args.config) if args.config else None
+    config = _read_config(args.config, trust_code=args.trust_config_code) if args.config else None
     result = tune(path, budget, config=config, options=options_from_args(args), storage=args.storage,
                   study_name=args.study, n_trials=args.trials, seed=args.seed, out_dir=args.out,
                   progress=not args.quiet, worker=args.worker, heartbeat_interval=args.heartbeat,
@@ -150,17 +152,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_config(path: str) -> Config:
-    """A Config JSON file, or a ConfigError naming the file (missing, binary, truncated, invalid)."""
+def _read_config(path: str, *, trust_code: bool = False) -> Config:
+    """A Config JSON file, or a ConfigError naming the file (missing, binary, truncated, invalid).
+
+    A Config is data, meant to be shared: one whose backbone names code (``file.py:function``,
+    ``module:function``) would run that code when the backbone is built, so it is refused unless
+    the user says they trust it (``--trust-config-code``); ``--backbone`` on the command line is
+    the way to name code."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
         raise ConfigError(f"cannot read config: {reason}", path=path, hint=_CONFIG_HINT) from None
     try:
-        return Config.from_json(text)
+        config = Config.from_json(text)
     except ConfigError as exc:
         raise ConfigError(exc.message, path=path, hint=exc.hint or f"fix the file, or {_CONFIG_HINT}") from None
+    if names_code(config.backbone) and not trust_code:
+        raise ConfigError(f"its backbone {config.backbone!r} names code, which building the model would import "
+                          f"and run", path=path,
+                          hint="pass --trust-config-code if you wrote or trust this file, or set a backbone name "
+                               "(e.g. resnet50) in it")
+    return config
 
 
 def _write_figure(path: Path, figure) -> None:
@@ -189,6 +202,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     study_name = args.study
+    args.storage = args.storage or os.environ.get(STORAGE_ENV)     # how spawned workers get it (not in argv)
     out = Path(args.out) if args.out else Path("bench") / study_name
     check_writable(out, "--out", folder=True)
     if args.workers < 1 or args.threads < 1:

@@ -10,6 +10,7 @@ from ..config import DECISION_FIELDS
 from ..data import DatasetProfile
 from ..heuristics import format_duration
 from ..recommend import Recommendation
+from ..storage_url import masked_url
 
 
 def one_line(text: str) -> str:
@@ -22,7 +23,7 @@ def one_line(text: str) -> str:
 
 def print_error(message: str) -> None:
     """``error: <message>`` as one line on stderr (the CLI's only way to report a failure)."""
-    print(f"error: {one_line(message)}", file=sys.stderr)
+    print(f"error: {masked_url(one_line(message))}", file=sys.stderr)     # never a storage URL's password
 
 
 def format_recommendation(rec: Recommendation) -> str:

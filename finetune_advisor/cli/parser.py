@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     p.add_argument("--config", help="a Config JSON from 'finetune-advisor recommend --out' (skips the "
                                     "recommendation and its options)")
+    p.add_argument("--trust-config-code", action="store_true",
+                   help="allow a --config whose backbone names code (file.py:function), which runs it")
     add_recommend_args(p)
     p.add_argument("--out", default="finetune-advisor-run", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
@@ -218,6 +220,8 @@ def _add_tune(sub, common) -> None:
     _add_dataset_args(p)
     p.add_argument("--config", help="start from this Config JSON instead of recommending one (skips the "
                                     "recommendation and its options)")
+    p.add_argument("--trust-config-code", action="store_true",
+                   help="allow a --config whose backbone names code (file.py:function), which runs it")
     add_recommend_args(p)
     p.add_argument("--budget", help="how much to spend: a multiple of one training run of the recommended config "
                                     "(5x), or wall-clock time (20m, 90s, 2h) (default: the study's last, else 5x)")

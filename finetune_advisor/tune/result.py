@@ -138,7 +138,7 @@ def _trial_row(t: Any) -> dict[str, Any]:
 
 def summarise(study: Any, base: Config, metric: str, budget: Budget, stopped: str) -> TuneResult:
     """The :class:`TuneResult` of ``study`` (a :class:`~finetune_advisor.bench.storage.BenchStudy`)."""
-    from ..bench.storage import _shown
+    from ..storage_url import masked_url
 
     trials = study.get_trials(deepcopy=False)
     led = ledger(trials)
@@ -152,7 +152,7 @@ def summarise(study: Any, base: Config, metric: str, budget: Budget, stopped: st
         best_config = SearchSpace.config_for(base, best.params, reason=why)
     rec_value, rec_number = led.recommendation_trial or (None, None)
     return TuneResult(
-        study_name=study.study_name, storage=_shown(study.url), metric=metric,
+        study_name=study.study_name, storage=masked_url(study.url), metric=metric,
         best_trial=None if led.best is None else led.best[1], best_value=None if led.best is None else led.best[0],
         recommendation_trial=rec_number, recommendation_value=rec_value, n_trials=led.n_finished,
         n_complete=led.n_complete, n_pruned=led.n_pruned, n_failed=led.n_failed, budget=budget.text,

@@ -206,3 +206,27 @@ def test_run_bench_checks_fractions_and_seeds_first(tmp_path):
             run_bench("x", out_dir=tmp_path / "o", datasets=[BenchDataset("d", tmp_path, False, "custom")],
                       advise_fn=never, run_trial_fn=never, progress=False, **kw)
     assert not (tmp_path / "o").exists()
+
+
+def test_spawned_workers_get_the_storage_url_through_the_environment_not_argv(monkeypatch):
+    from finetune_advisor.bench import worker
+    from finetune_advisor.storage_url import STORAGE_ENV
+    seen = []
+
+    class FakeProcess:
+        def __init__(self, argv, env, stdout):
+            seen.append((argv, env))
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(worker.subprocess, "Popen", FakeProcess)
+    url = "postgresql://alice:hunter2@db.example/bench"
+    assert worker.spawn_workers("s", url, 2, stagger_s=0) == [0, 0]
+    assert len(seen) == 2
+    for argv, env in seen:
+        assert not any("hunter2" in a for a in argv) and "--storage" not in argv    # ps shows argv
+        assert env[STORAGE_ENV] == url
