@@ -6,9 +6,28 @@ import contextlib
 import dataclasses
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (``"a
+    character device"``, ``"a FIFO"``, ...); None otherwise. A symlink is followed.
+
+    >>> special_file_kind("/dev/null"), special_file_kind("/nonexistent")
+    ('a character device', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None
 
 
 @contextlib.contextmanager
@@ -16,7 +35,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync it and rename it over ``path``.
 
     The new file keeps the permissions of the file it replaces, else the umask's default
-    (mkstemp's 0600 would hide a shared cache or report).
+    (mkstemp's 0600 would hide a shared cache or report). A symlink is written through (its
+    target is replaced, the link kept); a device, FIFO or socket at ``path`` is refused with a
+    :class:`~finetune_advisor.exceptions.ConfigError`, never replaced by a regular file.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
@@ -25,7 +46,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     >>> p.read_text()
     'done'
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))      # through a symlink: the link stays, its target is written
+    kind = special_file_kind(path)
+    if kind is not None:
+        from .exceptions import ConfigError
+        raise ConfigError(f"cannot write {path}: it is {kind}, not a regular file", path=path,
+                          hint="give the path of a regular file (or a new one)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         perms = path.stat().st_mode & 0o777

@@ -129,6 +129,12 @@ class Config:
         d["measurements"] = self.measurements.to_dict()
         return d
 
+    def decisions(self) -> dict[str, Any]:
+        """What training reads of this Config (its decision fields) as JSON values: two Configs
+        that train the same way compare equal here whatever their reasons and measurements."""
+        data = self.to_dict()
+        return {f: data[f] for f in DECISION_FIELDS}
+
     def to_json(self, **kwargs: Any) -> str:
         kwargs.setdefault("indent", 2)
         return json.dumps(self.to_dict(), **kwargs)

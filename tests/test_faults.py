@@ -301,3 +301,30 @@ def test_same_seed_same_recommendation_across_processes(dataset, tiny_reference,
     assert _decisions(here) == _decisions(other)
     assert here.measurements.similarity.similarity == pytest.approx(
         other.measurements.similarity.similarity, abs=1e-6)
+
+
+# --- the atomic writer writes regular files only -------------------------------------------------
+
+def test_the_atomic_writer_refuses_devices_and_fifos_and_writes_through_symlinks(tmp_path):
+    from finetune_advisor._io import write_text_atomic
+    from finetune_advisor.exceptions import ConfigError
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, kind in ((Path("/dev/null"), "a character device"), (fifo, "a FIFO")):
+        with pytest.raises(ConfigError, match=f"it is {kind}, not a regular file"):
+            write_text_atomic(target, "x")
+    assert Path("/dev/null").is_char_device() and fifo.is_fifo()       # left as they were
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert leftovers(tmp_path) == []
+
+
+def test_recommend_out_to_a_device_is_refused_before_any_work(dataset, capsys):
+    assert main(["recommend", str(dataset), *QUICK, "--out", "/dev/null"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write /dev/null: it is a character device, not a regular file" in err
+    assert Path("/dev/null").is_char_device()

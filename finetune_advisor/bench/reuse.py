@@ -17,11 +17,10 @@ do not depend on the fit.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping, Sequence
 
-from ..config import DECISION_FIELDS
+from ..config import Config
 from ..exceptions import ConfigError
 from .grid import TrialSpec
 from .storage import BASELINE_PREFIX, BenchStudy
@@ -95,8 +94,5 @@ def reuse_trials(study: BenchStudy, source: BenchStudy, specs: Sequence[TrialSpe
 
 
 def _decisions(config_json: str | None) -> dict | None:
-    """What training reads of a stored Config (its decision fields), as plain JSON values."""
-    if config_json is None:
-        return None
-    config = json.loads(config_json)
-    return {f: config.get(f) for f in DECISION_FIELDS}
+    """What training reads of a stored Config (:meth:`Config.decisions`)."""
+    return None if config_json is None else Config.from_json(config_json).decisions()

@@ -115,16 +115,17 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
 
     try:
-        try:
-            rdb = make_storage()
-        except Exception as exc:
-            # two processes opening a new database at once both create its tables and stamp its
-            # schema version; the loser's "table ... already exists" or "UNIQUE constraint failed:
-            # alembic_version" only means the other one got there first
-            if not (_is_db_error(exc) and ("already exists" in str(exc) or "UNIQUE constraint" in str(exc))):
-                raise
-            time.sleep(1.0)
-            rdb = make_storage()
+        for attempt in range(_CREATION_RETRIES):
+            try:
+                rdb = make_storage()
+                break
+            except Exception as exc:
+                # two processes opening a new database at once both create its tables and stamp its
+                # schema version; the loser's "table ... already exists" or "UNIQUE constraint failed:
+                # alembic_version" (an IntegrityError) only means the other one got there first: join it
+                if attempt + 1 == _CREATION_RETRIES or not _lost_creation_race(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except ImportError as exc:   # optuna wraps it: "Failed to import DB access module ..."
         raise ConfigError(f"cannot use the storage {masked_url(url)}: its database driver is not installed ({exc})",
                           hint="pip install 'finetune-advisor[postgres]' (psycopg2-binary) for postgresql://, "
@@ -157,6 +158,22 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("mysql"):
         return {"connect_args": {"connect_timeout": int(CONNECT_TIMEOUT_S)}, "pool_pre_ping": True}
     return {}
+
+
+_CREATION_RETRIES = 5
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a process gets when another created the same new database first."""
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna needs it
+        return False
+    text = str(exc)
+    return isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                            sqlalchemy.exc.IntegrityError)) and \
+        ("already exists" in text or "UNIQUE constraint" in text or "duplicate key" in text
+         or "database is locked" in text)
 
 
 def _is_db_error(exc: BaseException) -> bool:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
+from .._io import special_file_kind
 from ..exceptions import ConfigError, DatasetError
 from ..recommend import SAMPLE_DATASET, AdviseOptions
 
@@ -96,6 +97,10 @@ def check_writable(path: str | Path | None, flag: str = "--out", *, folder: bool
     if path is None:
         return
     target = Path(path).expanduser().resolve()
+    kind = special_file_kind(target)
+    if kind is not None:         # /dev/full, a FIFO: never replaced by a regular file
+        raise ConfigError(f"cannot write {path}: it is {kind}, not a {'folder' if folder else 'regular file'}",
+                          hint=f"pass {flag} a {'folder' if folder else 'file'} path")
     if target.exists() and target.is_dir() != folder:
         raise ConfigError(f"cannot write {path}: it is an existing {'file' if folder else 'folder'}",
                           hint=f"pass {flag} a {'folder' if folder else 'file'} path")

@@ -222,7 +222,9 @@ def _settle(study: BenchStudy, config: Config | None, dataset: Dataset, worker: 
     classes = [str(c) for c in dataset.classes]
     if "base_config" in attrs:
         base = Config.from_json(attrs["base_config"])
-        if config is not None and config.to_dict() != base.to_dict():
+        # the same training config, not the same record: a second process's recommendation of the
+        # same dataset has its own timings and reasons (issue 29: two tunes started together)
+        if config is not None and config.decisions() != base.decisions():
             raise ConfigError(f"the tune study {study.study_name!r} was started from another config",
                               hint="leave the config out to resume it, or use another --out / --study")
         if attrs.get("classes") != classes:
