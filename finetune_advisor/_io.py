@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
 
+CACHE_ENV = "FINETUNE_ADVISOR_CACHE"          # root of the package's cache (references, the network note)
+
+
+def cache_root() -> Path:
+    """``$FINETUNE_ADVISOR_CACHE`` when set, else platformdirs' user cache dir for
+    ``finetune-advisor`` (e.g. ``~/.cache/finetune-advisor``). Not created here."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("finetune-advisor"))
+
+
 def special_file_kind(path: str | os.PathLike) -> str | None:
     """What ``path`` is when it exists and is neither a regular file nor a folder (``"a
     character device"``, ``"a FIFO"``, ...); None otherwise. A symlink is followed.

@@ -333,7 +333,7 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
     if opts.profile == AUTO_PROFILE:                # the machine decides: paper on a GPU, cpu otherwise
         name, profile_why = auto_profile()
         opts = opts.replace(profile=name)
-        log.info("%s", profile_why)
+        log.debug("%s", profile_why)
 
     seed = opts.seed
     set_seed(seed, reproducible=True)  # random-init backbones, head init, augmentation: same seed, same advice
@@ -371,7 +371,7 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         ref = get_reference(bb, path=opts.reference)
         sim_result = dataset_similarity(dataset, bb, ref, threshold=opts.threshold, max_images=opts.max_images,
                                         bootstrap=opts.bootstrap, seed=seed, progress=opts.progress)
-        log.info("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
+        log.debug("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
         decode_failed.update(sim_result.failed_paths)
         timings["similarity"] = time.perf_counter() - clock
 

@@ -548,11 +548,34 @@ def test_weights_download_without_network_is_one_line(tmp_path, capsys, monkeypa
         raise urllib.error.URLError(socket.timeout("timed out"))
 
     monkeypatch.delenv("FINETUNE_ADVISOR_OFFLINE")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr("finetune_advisor.backbones.loaders._name_lookup_failure", lambda url: None)  # DNS works
     root = two_classes(tmp_path / "d")
     rc, _, err = cli(capsys, "recommend", root, "--backbone", "resnet34", "--no-similarity", "--no-lr-finder",
                      "--no-fallback", "-q")
     error_line(rc, err, "cannot download resnet34 weights", "timed out", "--weights PATH")
+
+
+def test_without_a_network_the_fallback_is_one_quiet_line_and_remembered(tmp_path, capsys, monkeypatch, caplog):
+    from finetune_advisor.backbones import loaders
+
+    monkeypatch.delenv("FINETUNE_ADVISOR_OFFLINE")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(loaders, "_name_lookup_failure", lambda url: "Name or service not known")
+    root = two_classes(tmp_path / "d")
+    args = ["recommend", root, "--backbone", "resnet34", "--no-similarity", "--no-lr-finder", "--json"]
+    rc, out, err = cli(capsys, *args)
+    assert rc == 0, err
+    logged = caplog.text + err
+    assert "Downloading" not in out + logged and "http" not in logged      # not torch.hub's line, no URL
+    assert [r.getMessage() for r in caplog.records if "resnet34" in r.getMessage()] == [
+        "cannot download resnet34 weights: no network (Name or service not known): using the shipped ImageNet "
+        "efficientnet_lite0 instead"]
+    caplog.clear()
+    monkeypatch.setattr(loaders, "_name_lookup_failure", lambda url: pytest.fail("looked up again"))
+    rc, out, err = cli(capsys, *args)                  # the next run remembers: no second try
+    assert rc == 0 and "no network 0 min ago" in caplog.text
 
 
 # --- the CLI's own guarantees -----------------------------------------------------------------------

@@ -49,7 +49,7 @@ def create_backbone(spec: BackboneSpec = "resnet34", *, weights: str | os.PathLi
     except WeightsUnavailableError as exc:  # only missing weights fall back; a typo stays an error
         if not fallback or spec == FALLBACK_BACKBONE:
             raise
-        log.warning("%s; falling back to %s (shipped ImageNet weights)", exc.message, FALLBACK_BACKBONE)
+        log.warning("%s: using the shipped ImageNet %s instead", exc.message, FALLBACK_BACKBONE)
         bb = _create(FALLBACK_BACKBONE, weights=None, pretrained=pretrained)
         bb.fallback_from = spec_name(spec)
         bb.notes.append(f"{spec_name(spec)} unavailable ({exc.message}); used {FALLBACK_BACKBONE}")

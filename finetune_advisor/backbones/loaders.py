@@ -58,6 +58,52 @@ def _download_output():
         yield False
 
 
+NO_NETWORK_NOTE = "no-network"     # a file in the cache root: the last download found no network
+NO_NETWORK_MEMORY_S = 600          # for this long, later runs fall back at once instead of trying again
+
+
+def _no_network_since() -> float | None:
+    """Seconds since a download last found no network, when that was recent; else None."""
+    import time
+
+    from .._io import cache_root
+    try:
+        age = time.time() - (cache_root() / NO_NETWORK_NOTE).stat().st_mtime
+    except OSError:
+        return None
+    return age if 0 <= age < NO_NETWORK_MEMORY_S else None
+
+
+def _remember_no_network() -> None:
+    from .._io import cache_root
+    with contextlib.suppress(OSError):          # a read-only cache only costs the next run a retry
+        root = cache_root()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / NO_NETWORK_NOTE).write_text("the last weights download found no network\n")
+
+
+def _forget_no_network() -> None:
+    from .._io import cache_root
+    with contextlib.suppress(OSError):
+        (cache_root() / NO_NETWORK_NOTE).unlink()
+
+
+def _name_lookup_failure(url: str) -> str | None:
+    """Why the URL's host cannot be looked up (no network, no DNS), checked before torch.hub
+    prints its ``Downloading: ...`` line; None when it can."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def _in_torch_cache(url: str) -> bool:
     import torch
     return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
@@ -99,13 +145,28 @@ def torchvision_resnet(name: str, *, weights: str | os.PathLike | None = None, p
         if offline() and not _in_torch_cache(tv_weights.url):
             raise WeightsUnavailableError(f"{name} weights are not cached and {OFFLINE_ENV} is set",
                                           hint="pass weights=PATH or --weights PATH")
+        cached = _in_torch_cache(tv_weights.url)
+        hint = "pass a local weights file with --weights PATH"
+        if not cached:      # fail quietly and at once without a network: no torch.hub line, no retry each run
+            since = _no_network_since()
+            if since is not None:
+                raise WeightsUnavailableError(f"cannot download {name} weights: no network {since / 60:.0f} min ago "
+                                              f"(tried again after {NO_NETWORK_MEMORY_S // 60} min)", hint=hint)
+            lookup = _name_lookup_failure(tv_weights.url)
+            if lookup is not None:
+                _remember_no_network()
+                raise WeightsUnavailableError(f"cannot download {name} weights: no network ({lookup})", hint=hint)
         try:
             with _download_output() as show, _socket_timeout(DOWNLOAD_TIMEOUT_S):  # torch.hub prints on stdout
                 model.load_state_dict(tv_weights.get_state_dict(progress=show))
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
             reason = getattr(exc, "reason", exc)
+            if not cached:
+                _remember_no_network()
             raise WeightsUnavailableError(f"cannot download {name} weights ({tv_weights}): {reason}",
-                                          hint="pass a local weights file with --weights PATH") from None
+                                          hint=hint) from None
+        if not cached:
+            _forget_no_network()
         source = f"torchvision {tv_weights}"
     body = torch.nn.Sequential(*list(model.children())[:-2])  # drop avgpool and fc
     return Backbone(name=name, body=body.eval(), n_features=model.fc.in_features,

@@ -270,6 +270,8 @@ def image_size(profile: "DatasetProfile", profile_name: str = "cpu") -> Decision
     48
     >>> image_size(make_profile({"a": 50}, mean_size=(600, 450)), "paper").value
     224
+    >>> image_size(make_profile({"a": 50}, mean_size=(28, 28)), "cpu").reason
+    "profile 'cpu' wants 64 px but the mean image is 28x28 px; upscaling past 2x adds no detail, so at most 56 px, rounded down to a multiple of 16 (the network's stride) → 48"
     """
     size = _profile(profile_name)["image_size"]
     res = profile.resolution or {}
@@ -281,7 +283,8 @@ def image_size(profile: "DatasetProfile", profile_name: str = "cpu") -> Decision
     if size <= cap:
         return Decision(size, f"profile {profile_name!r} image size {size} (mean image {w:.0f}x{h:.0f} px)")
     return Decision(cap, f"profile {profile_name!r} wants {size} px but the mean image is {w:.0f}x{h:.0f} px; "
-                         f"upscaling past {MAX_UPSCALE:g}x adds no detail → {cap}")
+                         f"upscaling past {MAX_UPSCALE:g}x adds no detail, so at most {MAX_UPSCALE * side:.0f} px, "
+                         f"rounded down to a multiple of 16 (the network's stride) → {cap}")
 
 
 def augmentation(invariances: Mapping[str, Any] | None = None) -> Decision:

@@ -10,9 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
-from .._io import atomic_open
+from .._io import CACHE_ENV, atomic_open, cache_root
 from ..backbones import Backbone, get_backbone_entry
 from ..exceptions import SimilarityReferenceError
 from .embed import DEFAULT_IMAGE_SIZE
@@ -21,7 +20,6 @@ __all__ = ["DEFAULT_IMAGES_PER_CLASS", "CACHE_ENV", "REBUILD_HINT", "Reference",
            "reference_cache_dir", "reference_cache_path", "shipped_reference_path", "describe_reference"]
 
 DEFAULT_IMAGES_PER_CLASS = 20
-CACHE_ENV = "FINETUNE_ADVISOR_CACHE"          # root of the cache; references live in <root>/references
 REFERENCE_FORMAT = 1
 REBUILD_HINT = ("build one with `finetune-advisor reference build PATH` (PATH: a Tiny-ImageNet copy) "
                 "or pass a reference file or folder with `--reference PATH` / get_reference(path=...)")
@@ -169,9 +167,7 @@ def reference_cache_dir() -> Path:
     ``<cache>`` is ``$FINETUNE_ADVISOR_CACHE`` when set, else platformdirs' user cache dir
     for ``finetune-advisor`` (e.g. ``~/.cache/finetune-advisor``). Not created here.
     """
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path(platformdirs.user_cache_dir("finetune-advisor"))
-    return base / "references"
+    return cache_root() / "references"
 
 
 def reference_cache_path(backbone: Backbone | str, image_size: int = DEFAULT_IMAGE_SIZE,

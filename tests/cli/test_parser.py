@@ -35,3 +35,14 @@ def test_a_group_without_its_action_prints_its_own_help(capsys, group, heading):
 def test_no_command_prints_the_top_level_help(capsys):
     assert main([]) == 2
     assert capsys.readouterr().err.startswith("usage: finetune-advisor [-h]")
+
+
+def test_version_is_the_installed_distributions(capsys):
+    import importlib.metadata
+
+    import pytest
+
+    from finetune_advisor.cli import main
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.split() == ["finetune-advisor", importlib.metadata.version("finetune-advisor")]
