@@ -175,7 +175,7 @@ def write_outputs(study, out_dir: str | os.PathLike) -> dict[str, str]:
             df.to_parquet(fh, index=False)
         files["results_parquet"] = str(path["results_parquet"])
     except ImportError:
-        log.info("bench: no parquet engine (pip install pyarrow); wrote CSV only")
+        log.debug("bench: no parquet engine (pip install pyarrow); wrote CSV only")
     imp = improvement_table(df)
     if not imp.empty:
         files["improvement"] = _write_csv(imp, path["improvement"])

@@ -103,7 +103,12 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
     """
     import optuna
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):   # "[I ...] Using an existing study": --debug only
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalise_storage_url(storage or _default_storage(out_dir, study_name))
+    if url.startswith("sqlite://") and url[len("sqlite://"):] in ("", "/:memory:"):
+        log.warning("storage %s is in memory: the study is lost when this process ends and cannot be resumed "
+                    "or shared (give sqlite:///file.db)", url)
     engine_kwargs = _engine_kwargs(url)
     grace = grace_period or 2 * heartbeat_interval
     def make_storage():

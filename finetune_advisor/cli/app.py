@@ -51,6 +51,15 @@ def _main(argv: Sequence[str] | None) -> int:
         # Deferred on purpose, the one such import in the CLI: the commands load pandas, the report,
         # bench and train (most of a second).
         from .commands import COMMANDS
+        from .options import early_checks
+    try:
+        early_checks(args)        # a bad argument answers now, not after torch's start-up
+    except FinetuneAdvisorError as exc:
+        if args.debug:
+            return _print_traceback()
+        print_error(str(exc))
+        return 1
+    with deferred_interrupt():
         if runs_torch:
             _import_torch_and_fastai(with_fastai=args.command not in RESULTS_ONLY_COMMANDS)
     if runs_torch:

@@ -22,7 +22,7 @@ from ..recommend import advise
 from ..report import build_report, load_recommendation, write_report
 from ..similarity import build_reference, get_reference, reference_cache_path
 from ..train import train
-from .options import check_writable, dataset_path, name_paths, options_from_args, read_kwargs
+from .options import check_writable, dataset_path, name_paths, none_means_empty, options_from_args, read_kwargs
 from .output import format_bench_status, format_profile, format_recommendation
 
 log = logging.getLogger(__name__)
@@ -211,10 +211,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
                                  create=False)
         # N local processes, then the outputs of what they all ran
-        ran = _spawn(study, args, out) if args.workers > 1 else bench.run_worker(study, progress=not args.quiet)
+        ran = _spawn(study, args, out) if args.workers > 1 else bench.run_worker(study, n_trials=args.n_trials,
+                                                                                 progress=not args.quiet)
         result = {"ran": ran, "status": bench.study_status(study), "files": bench.write_outputs(study, out)}
     else:
-        names = args.datasets or None
+        requested = none_means_empty(args.datasets)
+        if requested == [] and args.datasets:       # "--datasets none": only the user's own (--dataset NAME=PATH)
+            if not args.dataset:
+                raise ConfigError("--datasets none leaves nothing to benchmark",
+                                  hint="add your own with --dataset NAME=PATH")
+            names = []
+        else:
+            names = requested or None               # no names: the study's seven
         if args.sizes:
             names = bench.sized_names(names or [n for n, d in bench.REFERENCE_DATASETS.items() if d.group == "study"],
                                       args.sizes)
@@ -224,8 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         profile = bench.custom_profile(args.profile, head_epochs=args.head_epochs, image_size=args.image_size,
                                        unfrozen_epochs=args.unfrozen_epochs,
                                        max_images_per_class=args.max_images_per_class)
-        grid = bench.select_grid(args.parameters, args.grid)
-        anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(args.anchors)
+        grid = bench.select_grid(none_means_empty(args.parameters), args.grid)
+        anchors = bench.ANCHORS if args.anchors is None else bench.select_anchors(none_means_empty(args.anchors))
         result = bench.run_bench(study_name, args.storage, datasets=datasets, fractions=args.fractions,
                                  seeds=args.seeds, profile=profile, grid=grid, anchors=anchors,
                                  advise_options=options, n_trials=0 if args.workers > 1 else args.n_trials,

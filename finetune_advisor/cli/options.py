@@ -113,3 +113,43 @@ def check_writable(path: str | Path | None, flag: str = "--out", *, folder: bool
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {path}: the folder {probe} is read-only for you",
                           hint=f"choose a {flag} path in a folder you can write")
+
+
+def early_checks(args: argparse.Namespace) -> None:
+    """The argument checks that need no torch, run before torch loads (seconds): a bad value
+    answers at once, not after the libraries' start-up. The commands check them again where they
+    use them; these raise the same errors."""
+    from .. import bench, data
+    from ..heuristics import parse_duration
+
+    command = args.command
+    if command == "recommend" and getattr(args, "train_budget", None):
+        parse_duration(args.train_budget)
+    if command == "tune" and args.budget is not None:
+        from ..tune import parse_budget
+        parse_budget(args.budget)
+    if command in ("recommend", "train", "report", "tune") and not getattr(args, "config", None):
+        path = dataset_path(args)
+        if not (getattr(args, "worker", False) and command == "tune"):
+            # lists the files, decodes nothing: an empty folder or bad layout answers in a second
+            data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
+    if command == "bench run" and not args.worker:
+        from ..bench.worker import check_fractions, check_seeds
+        check_seeds(args.seeds)
+        check_fractions(args.fractions)
+        if args.sizes:
+            bench.sized_names(["x"], args.sizes)
+        bench.select_grid(none_means_empty(args.parameters), args.grid)
+        if args.anchors:
+            bench.select_anchors(none_means_empty(args.anchors))
+
+
+def none_means_empty(names: Sequence[str] | None) -> list[str] | None:
+    """A name list where ``none`` (alone) asks for no names: ``--parameters none``, ``--datasets none``.
+
+    >>> none_means_empty(["none"]), none_means_empty(None), none_means_empty(["lr"])
+    ([], None, ['lr'])
+    """
+    if names is not None and [n.lower() for n in names] == ["none"]:
+        return []
+    return None if names is None else list(names)

@@ -252,8 +252,8 @@ def _add_bench(sub, common) -> None:
     b.add_argument("--storage", help="SQLAlchemy URL (default: sqlite:///<out>/bench.db; "
                                      "postgresql://user@host/db to share a study between machines)")
     b.add_argument("--out", help="output folder (default: bench/<study>)")
-    b.add_argument("--datasets", nargs="*", help="reference datasets (default: the study's seven; 'all': "
-                                                 "every registered dataset)")
+    b.add_argument("--datasets", nargs="*", help="reference datasets (default, or no names: the study's seven; "
+                                                 "'all': every registered dataset; 'none': only your own --dataset)")
     b.add_argument("--data-path", action="append", default=[], metavar="NAME=PATH",
                    help="where your copy of a reference dataset lives (repeatable)")
     b.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",

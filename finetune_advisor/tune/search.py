@@ -192,7 +192,13 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
     with Ticker(None, "tune (s of budget)", enabled=progress) as ticker, progress_to_stderr(progress):
         run = _Run(study, study.study_id, base, space, dataset, backbone,
                    "roc_auc_macro" if multi else "accuracy", seed, max_images_per_class, num_workers, ticker)
-        stopped = _loop(run, parsed, n_trials)
+        try:
+            stopped = _loop(run, parsed, n_trials)
+        except KeyboardInterrupt:      # the finished trials' outputs first, then the interrupt
+            with deferred_interrupt():
+                if any(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False)):
+                    write_outputs(summarise(study, base, run.metric, parsed, "interrupted"), study.study, out)
+            raise
     result = summarise(study, base, run.metric, parsed, stopped)
     return write_outputs(result, study.study, out)
 
@@ -304,8 +310,9 @@ def _run_one(run: _Run, led: Ledger) -> None:
             if frozen.state == TrialState.RUNNING:
                 trial.set_user_attr("interrupted", True)
                 study.tell(trial, state=TrialState.FAIL)
+                marks = {k: frozen.user_attrs[k] for k in ("portfolio",) if k in frozen.user_attrs}
                 study.enqueue_trial(frozen.params, user_attrs={ROLE_ATTR: frozen.user_attrs.get(ROLE_ATTR, SEARCH),
-                                                               "retry_of": trial.number})
+                                                               "retry_of": trial.number, **marks})   # still run to the end
         raise
 
 

@@ -281,3 +281,34 @@ def test_debug_holds_no_image_library_chatter(tmp_path, capsys, caplog, monkeypa
     assert main(["profile", str(data), "--debug"]) == 0
     pil = [r for r in caplog.records if r.name.startswith("PIL")]
     assert not pil, f"{len(pil)} PIL records, e.g. {pil[0].getMessage()!r}"
+
+
+# --- bench's options mean what --help says (issue 29.9) ----------------------------------------------
+
+def test_bench_none_means_none_and_a_worker_stops_after_n_trials(tmp_path, monkeypatch, capsys):
+    from finetune_advisor import bench
+    from finetune_advisor.cli import main
+    seen = {}
+
+    def fake_run_bench(name, storage, *, datasets, grid, anchors, **kwargs):
+        seen.update(datasets=[d.name for d in datasets], grid=grid, anchors=anchors)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    mine = tmp_path / "mine"
+    (mine / "a").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        main(["bench", "run", "--datasets", "none", "--dataset", f"mine={mine}", "--parameters", "none",
+              "--anchors", "none", "--out", str(tmp_path / "o")])
+    assert seen == {"datasets": ["mine"], "grid": {}, "anchors": ()}
+    assert main(["bench", "run", "--datasets", "none", "--out", str(tmp_path / "o")]) == 1
+    assert "--datasets none leaves nothing to benchmark" in capsys.readouterr().err
+
+    ran = {}
+    monkeypatch.setattr(bench, "open_study", lambda *a, **k: object())
+    monkeypatch.setattr(bench, "run_worker", lambda study, n_trials=None, progress=True: ran.update(n=n_trials) or 0)
+    monkeypatch.setattr(bench, "study_status", lambda study: {})
+    monkeypatch.setattr(bench, "write_outputs", lambda study, out: {})
+    monkeypatch.setattr("finetune_advisor.cli.commands.format_bench_status", lambda status: "")
+    main(["bench", "run", "--worker", "--n-trials", "6", "--study", "s", "--out", str(tmp_path / "o")])
+    assert ran == {"n": 6}

@@ -161,3 +161,15 @@ def test_the_default_portfolio_is_the_recommendations_calibration():
     other = {**cal.summary(), "rule": {**cal.rule.to_dict(), "intercept": -9.0}}
     assert calibration_of(dataclasses.replace(CONFIG, measurements=Measurements(calibration=other)),
                          AdviseOptions()) is None                           # not the one it names any more
+
+
+def test_ctrl_c_writes_the_finished_trials_and_the_retry_keeps_its_portfolio_mark(folder, backbone, tmp_path):
+    with pytest.raises(KeyboardInterrupt):          # trial 1 is the portfolio's cell
+        tune(folder, "100x", config=CONFIG, backbone=backbone, out_dir=tmp_path, n_trials=3, pruner=InterruptAt(1),
+             portfolio=[("head_only", -2.0)], progress=False)
+    ts = trials_of(tmp_path)
+    assert [t.state.name for t in ts] == ["COMPLETE", "FAIL", "WAITING"]
+    assert ts[1].user_attrs["portfolio"] == 0 and ts[2].user_attrs["portfolio"] == 0   # the retry runs to the end too
+    for name in ("best_config.json", "trials.csv", "tune.json"):                   # what was finished is kept
+        assert (tmp_path / name).is_file(), name
+    assert read_tune(tmp_path).stopped == "interrupted"
