@@ -23,7 +23,8 @@ from ..report import build_report, load_recommendation, write_report
 from ..similarity import build_reference, get_reference, reference_cache_path
 from ..train import train
 from .options import check_writable, dataset_path, name_paths, none_means_empty, options_from_args, read_kwargs
-from .output import format_bench_status, format_profile, format_recommendation
+from ..train.fit import DIVERGED_PREFIX
+from .output import format_bench_status, format_profile, format_recommendation, format_train_summary, print_error
 
 log = logging.getLogger(__name__)
 _CONFIG_HINT = "write one with `finetune-advisor recommend DATASET --out config.json`"
@@ -112,8 +113,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(exc.message, path=args.config, hint=exc.hint) from None
     summary = result.to_dict()
-    print(json.dumps(summary, indent=2, default=str) if args.json else
-          "\n".join(f"{k}: {v}" for k, v in summary.items() if k != "config"))
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_train_summary(summary))
+    diverged = next((n for n in result.notes if n.startswith(DIVERGED_PREFIX)), None)
+    if diverged:                 # a model that predicts NaN is not a result: say so, and exit non-zero
+        print_error(diverged)
+        return 1
     return 0
 
 

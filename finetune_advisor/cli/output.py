@@ -95,3 +95,23 @@ def format_bench_status(st: Mapping[str, Any]) -> str:
     for name, note in (st.get("failed_datasets") or {}).items():
         lines.append(f"no baseline: {name}: {note}")
     return "\n".join(lines)
+
+
+def format_train_summary(summary: Mapping[str, Any]) -> str:
+    """``train``'s result as readable lines (``--json`` prints it whole)."""
+    final = summary.get("final_metrics") or {}
+    base = summary.get("baseline") or {}
+    lines = [f"trained {summary.get('backbone')} on {summary.get('n_train')} images, validated on "
+             f"{summary.get('n_valid')} (seed {summary.get('seed')}) in {summary.get('wall_time_s', 0):.0f} s"]
+    if final:
+        lines.append("final: " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+    if base:
+        shown = {k: v for k, v in base.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        lines.append("majority-class baseline: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                     + ("; beaten" if summary.get("beats_baseline") else "; NOT beaten"))
+    if summary.get("n_unreadable"):
+        lines.append(f"skipped {summary['n_unreadable']} unreadable image(s)")
+    for kind, path in (summary.get("files") or {}).items():
+        lines.append(f"{kind}: {path}")
+    lines += [f"note: {n}" for n in summary.get("notes") or ()]
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ body with discriminative learning rates; measured against the majority baseline.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..learner import LearnerSpec, build_dataloaders, build_learner
 from .baseline import macro_roc_auc, majority_baseline
 from .result import FROZEN, UNFROZEN, TrainResult
 from .run_folder import write_result, write_run
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd   # loaded where used: 0.5 s that `import finetune_advisor` need not pay
@@ -142,6 +145,10 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
                                      *ticker("unfrozen"), *callbacks])
 
     history, final = _history_and_final(rows, learn)
+    diverged = diverged_note(history, config)
+    if diverged:
+        notes.append(diverged)
+        log.warning("%s", diverged)
     if multi:
         with learn.no_bar(), learn.no_logging():
             probs, targets = learn.get_preds()
@@ -157,6 +164,33 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
     if out_dir is not None:
         write_result(result)
     return result
+
+
+DIVERGED_PREFIX = "training diverged"
+
+
+def diverged_note(history, config: Config) -> str | None:
+    """What to say when a loss became NaN or infinite (the model is then useless), else None.
+
+    >>> import pandas as pd
+    >>> h = pd.DataFrame({"epoch": [1, 2], "phase": ["frozen", "frozen"], "train_loss": [0.7, float("nan")],
+    ...                   "valid_loss": [0.6, float("nan")]})
+    >>> diverged_note(h, Config(lr=1e6))
+    'training diverged: the train loss is nan from epoch 2 (frozen phase); lower the learning rate (lr 1e+06; try 1e+05 or less, or the recommendation)'
+    """
+    import numpy as np
+
+    for column in ("train_loss", "valid_loss"):
+        if column not in history:
+            continue
+        values = history[column].astype(float).to_numpy()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = history.iloc[int(bad.argmax())]
+            return (f"{DIVERGED_PREFIX}: the {column.replace('_', ' ')} is {values[bad.argmax()]:g} from epoch "
+                    f"{int(row['epoch'])} ({row['phase']} phase); lower the learning rate (lr {config.lr:.0e}; "
+                    f"try {config.lr / 10:.0e} or less, or the recommendation)")
+    return None
 
 
 def _history_and_final(rows: list[dict[str, Any]], learn) -> tuple[pd.DataFrame, dict[str, float]]:

@@ -1,5 +1,5 @@
-"""A Config is data: one whose backbone names code (``file.py:function``) is refused by the
-commands that build a model from it, unless the user passes ``--trust-config-code`` (issue 29.1)."""
+"""Red-team cases (issue 29): a Config whose backbone names code is refused by the commands that build
+a model from it unless the user passes ``--trust-config-code``; a diverged training exits non-zero."""
 from __future__ import annotations
 
 import pytest
@@ -38,3 +38,15 @@ def test_trusting_the_config_runs_its_code(evil, tmp_path):
     with pytest.raises(SystemExit):     # the file's own function ran
         main(["train", str(data), "--config", str(cfg), "--out", str(tmp_path / "out"), "--trust-config-code"])
     assert mark.read_text() == "ran"
+
+
+def test_a_diverged_training_exits_non_zero_and_says_what_to_change(tmp_path, capsys):
+    data = make_folder_dataset(tmp_path / "d", counts={"a": 8, "b": 8}, size=16)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(Config(backbone="resnet18", image_size=32, batch_size=4, head_epochs=2, unfrozen_epochs=0,
+                          fine_tune="none", lr=1e6).to_json())
+    rc = main(["train", str(data), "--config", str(cfg), "--out", str(tmp_path / "run"), "-q"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "error: training diverged" in err and "lower the learning rate" in err
+    assert "note: training diverged" in out and "{" not in out      # readable lines, not a dict repr
