@@ -306,6 +306,11 @@ def run_bench(study_name: str = "bench", storage: str | None = None, *,
     fractions, seed_list = check_fractions(fractions), check_seeds(seeds)
     if datasets is None or all(isinstance(d, str) for d in datasets):
         datasets = resolve_datasets(datasets, paths=paths, extra=extra)
+    if datasets and not any(d.available for d in datasets):     # before a study or folder is made: nothing left behind
+        first = datasets[0]
+        raise DatasetError(f"none of the {len(datasets)} datasets is on this machine ({first.name}: {first.note})",
+                           hint="point FINETUNE_ADVISOR_DATA_<NAME> (or --data-path NAME=PATH) at your copies, or "
+                                "add your own with --datasets none --dataset NAME=PATH")
     out = Path(out_dir) if out_dir else Path("bench") / study_name
     study = open_study(study_name, storage, out_dir=out, heartbeat_interval=heartbeat_interval,
                        grace_period=grace_period)
