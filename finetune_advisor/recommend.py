@@ -98,6 +98,7 @@ class AdviseOptions:
     csv_path: str | Path | None = None
     label_sep: str | None = None
     filename_regex: str | None = None
+    allow_outside_paths: bool = False       # CSV image names outside the dataset folder (read_dataset)
     similarity: bool = True
     lr_finder: bool = True
     lr_loss: str = "valid"
@@ -139,7 +140,7 @@ class AdviseOptions:
             if not (self.lr_finder and self.lr_finder_method == "cached"):
                 raise ConfigError("a training budget needs the cached LR range test, whose forward pass over "
                                   "the training images measures this machine's throughput",
-                                  hint="drop --no-lr-finder / --lr-finder full, or drop --budget")
+                                  hint="drop --no-lr-finder / --lr-finder full, or the training budget")
         if self.filename_regex:
             try:
                 re.compile(self.filename_regex)
@@ -162,7 +163,8 @@ class AdviseOptions:
 
     def read_kwargs(self) -> dict[str, Any]:
         """The options :func:`finetune_advisor.data.read_dataset` takes."""
-        kw: dict[str, Any] = {"layout": self.layout, "csv_path": self.csv_path, "label_sep": self.label_sep}
+        kw: dict[str, Any] = {"layout": self.layout, "csv_path": self.csv_path, "label_sep": self.label_sep,
+                              "allow_outside_paths": self.allow_outside_paths}
         if self.filename_regex:
             kw["filename_regex"] = self.filename_regex
         return kw

@@ -310,7 +310,7 @@ MESSY_SKIPS: Mapping[str, int] = MappingProxyType({
     "symlink loop": 1,                     # dog/loop -> ..
     "broken symlink": 1,                   # dog/broken.png -> missing
     "unreadable image": 1,                 # dog/text.jpg (a text file named .jpg)
-    "image over the decompression-bomb limit (refused)": 1,  # cat/bomb.png
+    "image over 40 megapixels (refused)": 1,  # cat/bomb.png
     "corrupt image (failed to decode)": 1,  # dog/truncated.jpg: its header reads, its pixels do not
 })
 """Reasons and counts :func:`make_messy_dataset` should produce in a ``recommend`` summary

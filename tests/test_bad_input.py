@@ -253,7 +253,8 @@ def test_unreadable_file_and_folder(tmp_path, capsys):
     finally:
         locked_file.chmod(0o644)
         locked_dir.chmod(0o755)
-    assert summary(rc, out, err) == (8, {"permission denied": 1, "unreadable image": 1})
+    assert summary(rc, out, err) == (8, {"unreadable class folder": 1, "unreadable image": 1})
+    assert "class folder(s) of" in err and "cannot be read (permission denied) and are left out: c" in err
     assert re.search(r"^  8 images \(1 of them unreadable, not used\), 2 classes", out, re.M)
 
 
@@ -310,7 +311,7 @@ def test_decompression_bomb_is_refused_and_counted(tmp_path, capsys, decode):
     root = two_classes(tmp_path / "d")
     make_bomb_png(root / "a" / "huge.png")  # 30000 x 30000 in its header
     rc, out, err = cli(capsys, "recommend", root, *decode)
-    assert summary(rc, out, err) == (9, {"image over the decompression-bomb limit (refused)": 1})
+    assert summary(rc, out, err) == (9, {"image over 40 megapixels (refused)": 1})
 
 
 # --- names -------------------------------------------------------------------------------------------
@@ -666,3 +667,18 @@ def test_messy_folder_with_similarity_counts_each_bad_image_once(tmp_path, capsy
     _, skipped = summary(rc, out, err)
     assert skipped["corrupt image (failed to decode)"] == 1  # whichever step found it, counted once
     assert "similarity to ImageNet:" in out
+
+
+def test_an_image_over_40_megapixels_is_refused_without_decoding_or_pil_warnings(tmp_path, capsys, recwarn):
+    from PIL import Image
+
+    from finetune_advisor.data import TOO_LARGE_IMAGE, load_image
+    from finetune_advisor.data.images import read_header
+    from finetune_advisor.exceptions import DatasetError
+    big = tmp_path / "big.png"
+    make_bomb_png(big, side=10_000)          # 100 megapixels in its header, below Pillow's own refusal
+    assert 10_000 * 10_000 < 2 * Image.MAX_IMAGE_PIXELS
+    assert read_header(big) == (None, TOO_LARGE_IMAGE)
+    with pytest.raises(DatasetError, match="10000x10000 px, over 40 megapixels"):
+        load_image(big)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]

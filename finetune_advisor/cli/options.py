@@ -23,7 +23,7 @@ INVARIANCE_FLAGS = {
 def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The dataset-reading options (``--layout``, ``--csv``, ``--label-sep``, ``--filename-regex``)."""
     return {"layout": args.layout, "csv_path": args.csv_path, "label_sep": args.label_sep,
-            "filename_regex": args.filename_regex}
+            "filename_regex": args.filename_regex, "allow_outside_paths": args.allow_outside_paths}
 
 
 def options_from_args(args: argparse.Namespace) -> AdviseOptions:

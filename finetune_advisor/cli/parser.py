@@ -154,6 +154,8 @@ def _add_dataset_args(p, sample: bool = True) -> None:
                         "is consistent across the file, e.g. not for a class 'sea lion'); the choice is printed "
                         "with the dataset")
     p.add_argument("--filename-regex", help=r"regex with one group = label, on the file stem (default: Pets '^(.+)_\d+$')")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="read CSV image names that leave the dataset folder (absolute paths, ../); skipped otherwise")
     if sample:
         p.add_argument("--sample", action="store_true", help="use the small dataset embedded in the package")
 

@@ -17,7 +17,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # Reasons for images that are listed but cannot be used (keys of ``DatasetProfile.skipped``).
 UNREADABLE_IMAGE = "unreadable image"                                      # header unreadable
-TOO_LARGE_IMAGE = "image over the decompression-bomb limit (refused)"      # Pillow refuses it
+MAX_PIXELS = 40_000_000      # 40 megapixels: far above any training resolution; a 10000x10000 PNG would take 2.6 GB
+TOO_LARGE_IMAGE = "image over 40 megapixels (refused)"                     # refused before decoding
 UNDECODABLE_IMAGE = "corrupt image (failed to decode)"                     # header fine, pixels not
 
 _EXIF_ORIENTATION = 0x0112
@@ -67,7 +68,8 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, int] | None, str | 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # corrupt-EXIF and big-image warnings: one per file is noise
         try:
-            return header_size(path), None
+            size = header_size(path)
+            return (None, TOO_LARGE_IMAGE) if size[0] * size[1] > MAX_PIXELS else (size, None)
         except Image.DecompressionBombError:
             return None, TOO_LARGE_IMAGE
         except Exception:  # noqa: BLE001 -- any decoder failure means "unreadable", never a crash
@@ -93,7 +95,13 @@ def load_image(path: str | Path, size: int | None = None) -> Image.Image:
     ('RGB', (3, 2))
     """
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)    # refused below instead
+            img = Image.open(path)
+        with img:
+            if img.size[0] * img.size[1] > MAX_PIXELS:     # from the header: nothing decoded yet
+                raise DatasetError(f"image is {img.size[0]}x{img.size[1]} px, over {MAX_PIXELS // 1_000_000} "
+                                   f"megapixels; refused", path=path, hint="downscale it")
             if size is not None and img.format == "JPEG":
                 img.draft("RGB", (size, size))  # decodes at 1/2, 1/4 or 1/8 scale, never below size
             img.load()  # decode here, inside the try: a truncated file raises OSError now

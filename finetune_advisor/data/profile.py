@@ -40,8 +40,7 @@ def profile_dataset(dataset: Dataset, *, max_header_reads: int | None = None, se
         (population SD, ``ddof=0``, of images per class), resolution statistics of the
         headers read (EXIF rotation applied), ``n_corrupt`` headers that could not be read
         (also in ``skipped["unreadable image"]``, or ``skipped[TOO_LARGE_IMAGE]`` for an image
-        beyond Pillow's decompression-bomb limit, which is refused rather than decoded; they
-        stay in the counts).
+        over 40 megapixels, which is refused rather than decoded; they stay in the counts).
 
     Examples
     --------

@@ -2,6 +2,7 @@
 turn "nothing usable" into an error that says what was found."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,10 @@ from ..exceptions import DatasetError
 from .images import IMAGE_EXTENSIONS
 from .layouts import NO_MATCH, PETS_REGEX, compile_regex, find_csvs, pick_csv, read_csv, read_filename, read_folders
 from .model import Dataset, Item
-from .scan import Skips, display_dir
+from .layouts.csv_labels import OUTSIDE
+from .scan import UNREADABLE_CLASS, Skips, display_dir
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LAYOUTS", "read_dataset"]
 
@@ -24,7 +28,8 @@ Scanned = tuple[list[Item], Skips]  # items (and their skips) that layout detect
 
 def read_dataset(path: str | os.PathLike, *, layout: str = "auto", csv_path: str | os.PathLike | None = None,
                  label_sep: str | None = None, image_col: str | None = None, label_col: str | None = None,
-                 filename_regex: str | re.Pattern = PETS_REGEX, follow_symlinks: bool = True) -> Dataset:
+                 filename_regex: str | re.Pattern = PETS_REGEX, follow_symlinks: bool = True,
+                 allow_outside_paths: bool = False) -> Dataset:
     """Read an image-classification dataset (file names and labels; no image is decoded).
 
     Parameters
@@ -54,6 +59,9 @@ def read_dataset(path: str | os.PathLike, *, layout: str = "auto", csv_path: str
         is the label. The default reads Oxford-IIIT Pet names: ``american_bulldog_12``.
     follow_symlinks : bool, default=True
         Follow symlinked files and folders (loops and broken links are counted, not fatal).
+    allow_outside_paths : bool, default=False
+        Read CSV image names that leave the dataset's folders (absolute paths, ``../``);
+        without it they are skipped and counted ("path outside the dataset folder").
 
     Returns
     -------
@@ -91,7 +99,8 @@ def read_dataset(path: str | os.PathLike, *, layout: str = "auto", csv_path: str
     path_str = os.fspath(path)
     layout, csv_str, scanned = _resolve_layout(path_str, layout, csv_path, pattern, follow_symlinks)
     return _read_layout(path_str, layout, csv_str, pattern, scanned, label_sep=label_sep,
-                        image_col=image_col, label_col=label_col, follow_symlinks=follow_symlinks)
+                        image_col=image_col, label_col=label_col, follow_symlinks=follow_symlinks,
+                        allow_outside_paths=allow_outside_paths)
 
 
 def _resolve_layout(path: str, layout: str, csv_path: str | os.PathLike | None, pattern: re.Pattern,
@@ -126,7 +135,7 @@ def _resolve_layout(path: str, layout: str, csv_path: str | os.PathLike | None, 
 
 def _read_layout(path: str, layout: str, csv_str: str | None, pattern: re.Pattern,
                  scanned: Scanned | None, *, label_sep, image_col, label_col,
-                 follow_symlinks: bool) -> Dataset:
+                 follow_symlinks: bool, allow_outside_paths: bool = False) -> Dataset:
     skips = Skips()
     sep = None
     if scanned is not None:  # auto-detection already read it
@@ -137,7 +146,8 @@ def _read_layout(path: str, layout: str, csv_str: str | None, pattern: re.Patter
         if os.path.isdir(path) and os.path.abspath(path) != csv_dir:
             dirs += [os.path.abspath(path), os.path.join(os.path.abspath(path), "images")]
         items, sep = read_csv(csv_str, dirs, skips, label_sep=label_sep, image_col=image_col,
-                              label_col=label_col, follow_symlinks=follow_symlinks)
+                              label_col=label_col, follow_symlinks=follow_symlinks,
+                              allow_outside=allow_outside_paths)
         root, where = (path if os.path.isdir(path) else csv_dir), csv_str
     else:
         root = where = path
@@ -145,17 +155,49 @@ def _read_layout(path: str, layout: str, csv_str: str | None, pattern: re.Patter
             items = read_folders(os.path.abspath(path), skips, follow_symlinks)
         else:
             items = read_filename(os.path.abspath(path), pattern, skips, follow_symlinks)
+    lost = [os.path.basename(p) for p in skips.examples.get(UNREADABLE_CLASS, ())]
     if not items:
         raise _no_images(where, skips, csv_layout=layout == "csv")
     items.sort(key=lambda it: str(it.path))
     classes = _classes_of(items)
     multi = any(len(it.labels) > 1 for it in items)
     if not multi and len(classes) < 2:
+        if lost:
+            raise DatasetError(f"only {len(classes)} class left in '{display_dir(where)}': the class folder(s) "
+                               f"{', '.join(lost)} cannot be read (permission denied)", path=where,
+                               hint="fix their permissions (chmod -R u+rX FOLDER)")
+        if skips.counts.get(OUTSIDE):
+            raise DatasetError(f"only {len(classes)} class left in '{where}': {skips.counts[OUTSIDE]} row(s) name "
+                               f"images outside the dataset folder (e.g. {skips.examples[OUTSIDE][0]})", path=where,
+                               hint="pass --allow-outside-paths (allow_outside_paths=True) if you trust the CSV")
         raise _too_few_classes(layout, where, classes, items, pattern)
+    _warn_about_what_was_left_out(items, skips, where, lost)
     counts, examples = skips.frozen()
     return Dataset(root=Path(os.path.abspath(root)), layout=layout, items=tuple(items), classes=classes,
                    multi_label=multi, skipped=counts, skipped_examples=examples,
                    csv_path=Path(os.path.abspath(csv_str)) if csv_str else None, label_sep=sep)
+
+
+def _warn_about_what_was_left_out(items: list[Item], skips: Skips, where: str, lost: list[str]) -> None:
+    """Say by name what would otherwise vanish into a skip count: whole classes that cannot be
+    read, CSV rows pointing outside the dataset, and the same image file in two classes (a
+    symlinked folder, ``Motorbikes/cross -> ../Leopards``)."""
+    if lost:
+        log.warning("%d class folder(s) of %s cannot be read (permission denied) and are left out: %s",
+                    skips.counts[UNREADABLE_CLASS], display_dir(where), ", ".join(lost))
+    if skips.counts.get(OUTSIDE):
+        log.warning("%d row(s) of %s name images outside the dataset folder (e.g. %s): skipped; pass "
+                    "--allow-outside-paths (allow_outside_paths=True) to read them", skips.counts[OUTSIDE], where,
+                    skips.examples[OUTSIDE][0])
+    owners: dict[str, set[str]] = {}
+    for it in items:
+        owners.setdefault(os.path.realpath(it.path), set()).update(it.labels[:1] if len(it.labels) == 1 else ())
+    shared = {real: labels for real, labels in owners.items() if len(labels) > 1}
+    if shared:
+        real, labels = next(iter(shared.items()))
+        log.warning("%d image file(s) of %s are labelled with two classes through symlinked files or folders "
+                    "(e.g. %s in %s): the classes overlap; remove the links or make them one class",
+                    len(shared), display_dir(where), os.path.basename(real), " and ".join(sorted(labels)))
 
 
 def _auto_layout(root: str, pattern: re.Pattern, follow_symlinks: bool) -> tuple[str, str | None, Scanned | None]:

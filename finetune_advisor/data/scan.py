@@ -72,6 +72,9 @@ def _stat_entry(entry: os.DirEntry, skips: Skips, follow_symlinks: bool) -> os.s
         return None
 
 
+UNREADABLE_CLASS = "unreadable class folder"
+
+
 def list_dir(path: str, skips: Skips, follow_symlinks: bool, ancestors: frozenset = frozenset(),
              extensions: frozenset[str] = IMAGE_EXTENSIONS) -> tuple[list[str], list[tuple[str, str, DirId]]]:
     """Image files and sub-folders directly in ``path``; everything else is counted in ``skips``.
@@ -149,8 +152,14 @@ def class_folders(base: str, base_id: DirId, skips: Skips, follow_symlinks: bool
         skips.add("image outside a class folder", os.path.join(base, name))
     found = []
     for name, path, sub_id in subdirs:
+        try:
+            with os.scandir(path):
+                pass
+        except PermissionError:                    # the whole class is lost: said by name (read_dataset)
+            skips.add(UNREADABLE_CLASS, path)
+            continue
         files = walk_images(path, sub_id, skips, follow_symlinks, above, extensions)
-        if not files and os.access(path, os.R_OK | os.X_OK):
+        if not files:
             skips.add("empty class folder", path)
         found.append((name, files))
     return found

@@ -53,7 +53,7 @@ def test_unreadable_folder_and_file_are_counted(tmp_path):
     finally:
         (root / "c").chmod(0o755)
         (root / "a" / "a_000.png").chmod(0o644)
-    assert ds.classes == ("a", "b") and ds.skipped == {"permission denied": 1}
+    assert ds.classes == ("a", "b") and ds.skipped == {"unreadable class folder": 1}
     assert prof.n_corrupt == 1 and prof.skipped["unreadable image"] == 1
 
 
@@ -84,3 +84,26 @@ def test_scan_class_folders_extensions(tmp_path):
     assert [p.name for p in scan_class_folders(tmp_path)["b"]] == ["x.png"]
     wider = scan_class_folders(tmp_path, extensions=IMAGE_EXTENSIONS | {".ppm"})
     assert [p.name for p in wider["b"]] == ["x.png", "y.ppm"]
+
+
+def test_a_symlinked_folder_that_puts_images_in_two_classes_is_warned_about(tmp_path, caplog):
+    root = make_folder_dataset(tmp_path / "d", counts={"Leopards": 3, "Motorbikes": 3}, size=8)
+    (root / "Motorbikes" / "cross").symlink_to(root / "Leopards", target_is_directory=True)
+    ds = read_dataset(root)
+    assert ds.class_counts() == {"Leopards": 3, "Motorbikes": 6}
+    assert "3 image file(s)" in caplog.text and "Leopards and Motorbikes" in caplog.text
+
+
+def test_csv_paths_outside_the_dataset_need_a_flag(tmp_path, caplog):
+    from finetune_advisor.testing import make_image
+    make_image(tmp_path / "elsewhere" / "secret.png")
+    outside = make_image(tmp_path / "elsewhere" / "other.png")
+    root = tmp_path / "d"
+    for i in range(4):
+        make_image(root / "images" / f"{i}.png")
+    rows = [f"{i}.png,{'ab'[i % 2]}" for i in range(4)] + ["../elsewhere/secret.png,a", f"{outside},b"]
+    (root / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
+    ds = read_dataset(root)
+    assert len(ds) == 4 and ds.skipped == {"path outside the dataset folder": 2}
+    assert "2 row(s)" in caplog.text and "--allow-outside-paths" in caplog.text
+    assert len(read_dataset(root, allow_outside_paths=True)) == 6

@@ -28,10 +28,17 @@ LABEL_COLUMNS = ("labels", "label", "tags", "target", "class", "finding labels",
 _AUTO_LABEL_SEPS = ("|", ";", " ")
 
 
+OUTSIDE = "path outside the dataset folder"      # a skip reason: ../../x.jpg, /etc/passwd
+
+
 def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: str | None,
-             image_col: str | None, label_col: str | None, follow_symlinks: bool
-             ) -> tuple[list[Item], str | None]:
-    """``(items, label separator used)`` of a labels CSV; image names are looked up in ``image_dirs``."""
+             image_col: str | None, label_col: str | None, follow_symlinks: bool,
+             allow_outside: bool = False) -> tuple[list[Item], str | None]:
+    """``(items, label separator used)`` of a labels CSV; image names are looked up in ``image_dirs``.
+
+    A name that leaves those folders (absolute, or climbing out with ``..``) is skipped and
+    counted as :data:`OUTSIDE` unless ``allow_outside``: a CSV from elsewhere must not read
+    arbitrary files silently."""
     header, rows = _read_csv_rows(csv_path)
     img_i, lab_i = _csv_columns(header, image_col, label_col, csv_path)
     split_i = _split_column(header)
@@ -56,6 +63,9 @@ def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: s
         split = _row_split(cell(row, split_i), header[split_i].lower()) if split_i is not None else None
         if split == "test":
             skips.add("test split (not used)", f"{where} ({name})")
+            continue
+        if not allow_outside and _leaves(name):
+            skips.add(OUTSIDE, f"{where} ({name})")
             continue
         found = index.resolve(name)
         if found is None:
@@ -234,6 +244,17 @@ def _row_split(value: str, column: str) -> str | None:
     if column == "is_valid":
         return "valid" if v in ("1", "true", "yes", "t", "y") else "train"
     return split_role(v)
+
+
+def _leaves(name: str) -> bool:
+    """Whether a CSV image name points outside the folders it is looked up in.
+
+    >>> _leaves("images/a.jpg"), _leaves("../../etc/passwd"), _leaves("/etc/passwd"), _leaves("a/../b.jpg")
+    (False, True, True, False)
+    """
+    if os.path.isabs(name) or (len(name) > 1 and name[1] == ":"):      # /x, C:\\x
+        return True
+    return os.path.normpath(name).split(os.sep)[0] == os.pardir
 
 
 class _FileIndex:

@@ -139,8 +139,10 @@ def test_csv_names_with_folders_and_absolute_paths(tmp_path, write_csv):
     a = make_image(tmp_path / "data" / "train" / "a.png", 8)
     b = make_image(tmp_path / "elsewhere" / "b.png", 8)
     csv_path = write_csv(tmp_path / "data" / "labels.csv", f"image,labels\ntrain/a.png,x\n{b},y\n")
-    ds = read_dataset(csv_path, csv_path=csv_path)  # the CLI passes the CSV both ways
+    ds = read_dataset(csv_path, csv_path=csv_path, allow_outside_paths=True)  # the CLI passes the CSV both ways
     assert [it.path for it in ds.items] == sorted([a, b], key=str)
+    with pytest.raises(DatasetError, match="only 1 class left .* outside the dataset folder"):        # without the flag, elsewhere/b.png is not read
+        read_dataset(csv_path, csv_path=csv_path)
 
 
 def test_csv_is_valid_column_sets_split(tmp_path, write_csv):
