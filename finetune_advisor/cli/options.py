@@ -123,7 +123,7 @@ def early_checks(args: argparse.Namespace) -> None:
     from ..heuristics import parse_duration
 
     command = args.command
-    if command == "recommend" and getattr(args, "train_budget", None):
+    if command in ("recommend", "train") and getattr(args, "train_budget", None):
         parse_duration(args.train_budget)
     if command == "tune" and args.budget is not None:
         from ..tune import parse_budget

@@ -28,6 +28,7 @@ EPILOG_REFERENCE = """examples:
 EPILOG_TRAIN = """examples:
   finetune-advisor train data/pets --out runs/pets              # recommend, then train
   finetune-advisor train data/pets --config config.json --out runs/pets
+  finetune-advisor train data/pets --budget 10m --out runs/pets  # recommend a schedule that fits 10 minutes
 """
 
 EPILOG_TUNE = """examples:
@@ -91,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the Config as JSON on stdout")
     p.add_argument("--out", help="also write the Config JSON to this file")
     p.add_argument("--plot", help="write the LR-finder plot (PNG) to this file")
-    p.add_argument("--budget", dest="train_budget", metavar="TIME",
-                   help="wall-clock time for training (e.g. 15m, 90s, 2h): the schedule's epochs, and if need be "
-                        "the image size, are cut to fit, from the throughput measured on this machine")
+    _add_train_budget(p)
 
     p = _add(sub, "profile", "profile", common, None, "profile a dataset (counts, imbalance, resolution)")
     _add_dataset_args(p, sample=False)
@@ -109,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-config-code", action="store_true",
                    help="allow a --config whose backbone names code (file.py:function), which runs it")
     add_recommend_args(p)
+    _add_train_budget(p)
     p.add_argument("--out", default="finetune-advisor-run", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
@@ -142,6 +142,12 @@ def _add(sub, name: str, command: str | None, common, epilog: str | None, help_t
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(command=command, help_parser=p)
     return p
+
+
+def _add_train_budget(p) -> None:
+    p.add_argument("--budget", dest="train_budget", metavar="TIME",
+                   help="wall-clock time for training (e.g. 15m, 90s, 2h): the schedule's epochs, and if need be "
+                        "the image size, are cut to fit, from the throughput measured on this machine")
 
 
 def _add_dataset_args(p, sample: bool = True) -> None:
