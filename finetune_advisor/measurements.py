@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["SimilarityResult", "LRFinderResult", "Measurements"]
+__all__ = ["SimilarityResult", "LRFinderResult", "RateBand", "Measurements"]
 
 
 def _plain(value: Any) -> Any:
@@ -158,7 +158,40 @@ class LRFinderResult:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class RateBand:
+    """How sure the calibrated rate is: read off the calibration's sweep, leave-one-dataset-out
+    (:mod:`finetune_advisor.calibration.sensitivity`). Rates are absolute head learning rates;
+    costs are mean (and worst-dataset) losses of accuracy (macro ROC AUC for multi-label) when the
+    rate is off by that factor either way; ``runner_up_*``: the calibration's best complement to
+    the rule, with the leave-one-out regret of the rule alone and of trying both."""
+
+    lr_low: float
+    lr_high: float
+    n_within: int                   # calibration datasets whose loss stays within a point across the band
+    n_datasets: int
+    cost_x3_mean: float
+    cost_x3_worst: float
+    cost_x10_mean: float
+    cost_x10_worst: float
+    fastai_loss_mean: float | None = None      # what fastai's default fine_tune loses against the rule
+    runner_up_arm: str | None = None
+    runner_up_lr: float | None = None
+    regret_rule_alone: float | None = None
+    regret_try_both: float | None = None
+    finder_lr: float | None = None              # the LR finder's pick on this dataset, when measured
+    finder_outside: bool | None = None          # that pick lies outside the band
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RateBand":
+        return cls(**dict(data))
+
+
 # Keys of the JSON form, in the order they are written.
+_OPTIONAL_NUMBERS = ("forward_images_per_s", "forward_image_size", "train_time_s")
 _DATASET_KEYS = ("n_images", "n_classes", "images_per_class", "imbalance_sd", "n_corrupt", "mean_resolution")
 
 
@@ -200,6 +233,8 @@ class Measurements:
     forward_images_per_s: float | None = None
     forward_image_size: int | None = None
     train_time_s: float | None = None         # the estimated wall time of training this Config here
+    rate_band: RateBand | None = None         # how sure the calibrated rate is (None: see rate_band_note)
+    rate_band_note: str | None = None         # why there is no band (no calibration, or one without a table)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -209,6 +244,8 @@ class Measurements:
             object.__setattr__(self, "similarity", SimilarityResult.from_dict(self.similarity))
         if isinstance(self.lr_finder, Mapping):
             object.__setattr__(self, "lr_finder", LRFinderResult.from_dict(self.lr_finder))
+        if isinstance(self.rate_band, Mapping):
+            object.__setattr__(self, "rate_band", RateBand.from_dict(self.rate_band))
         if self.similarity is not None and self.similarity_score is None:   # one score, however given
             object.__setattr__(self, "similarity_score", float(self.similarity.similarity))
 
@@ -278,6 +315,13 @@ class Measurements:
             out["calibration"] = dict(self.calibration)
         if self.alternatives:
             out["alternatives"] = {k: dict(v) for k, v in self.alternatives.items()}
+        for name in _OPTIONAL_NUMBERS:
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.rate_band is not None:
+            out["rate_band"] = self.rate_band.to_dict()
+        if self.rate_band_note is not None:
+            out["rate_band_note"] = self.rate_band_note
         out.update(self.extra)
         return out
 
@@ -288,8 +332,11 @@ class Measurements:
         d = dict(data or {})
         kw: dict[str, Any] = {k: d.pop(k) for k in (*_DATASET_KEYS, "similarity_threshold", "far", "lr_find",
                                                       "lr_finder_failed", "backbone_source", "fraction",
-                                                      "policy", "calibration", "alternatives", "transferability")
+                                                      "policy", "calibration", "alternatives", "transferability",
+                                                      *_OPTIONAL_NUMBERS, "rate_band_note")
                               if k in d}
+        if isinstance(d.get("rate_band"), Mapping):
+            kw["rate_band"] = RateBand.from_dict(d.pop("rate_band"))
         sim = d.pop("similarity", None)
         if isinstance(sim, Mapping):
             kw["similarity"] = SimilarityResult.from_dict(sim)

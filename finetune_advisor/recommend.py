@@ -282,6 +282,9 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
         config = dataclasses.replace(config, measurements=config.measurements.replace(
             calibration=calibration.summary()))
         cap = PROFILES[options.profile].get("max_images_per_class")      # what training will use of each class
+        band, no_band = calibration.rate_band(None if lr is None else lr.lr)
+        config = dataclasses.replace(config, measurements=config.measurements.replace(rate_band=band,
+                                                                                      rate_band_note=no_band))
         beyond = calibration.outside(min(profile.median_images_per_class, cap or math.inf))
         if beyond:
             config = dataclasses.replace(config, warnings=(*config.warnings, beyond))

@@ -36,7 +36,7 @@ from ..bench.storage import baseline_attr, read_datasets
 from ..config import Config
 from ..exceptions import ConfigError
 from .model import Calibration
-from .validate import LOO_PREFIX, ROLES, VALIDATION_ATTR, calibrated_config
+from .loo_spec import LOO_PREFIX, ROLES, VALIDATION_ATTR, calibrated_config
 
 if TYPE_CHECKING:
     import pandas as pd

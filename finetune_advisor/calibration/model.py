@@ -21,11 +21,14 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .._io import to_jsonable, write_text_atomic
 from ..exceptions import CalibrationError
 from ..heuristics.policies import CalibratedRule
+
+if TYPE_CHECKING:
+    from ..measurements import RateBand
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,37 @@ class Calibration:
             return None
         return (f"this dataset has a median {median_images_per_class:g} images a class; the calibration measured "
                 f"{low:g} to {high:g}: its advice is extrapolated")
+
+    def rate_band(self, finder_lr: float | None = None) -> tuple["RateBand | None", str | None]:
+        """``(band, None)`` from the calibration's sensitivity table, or ``(None, why)`` when it has
+        none (a file fitted before ``calibrate`` wrote one): never an invented band.
+
+        >>> Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu").rate_band()[1]
+        "the calibration for r50 at cpu has no sensitivity table (fitted before it was written): no band; refit it with 'finetune-advisor calibrate'"
+        """
+        from ..measurements import RateBand
+
+        table = self.provenance.get("sensitivity")
+        why = (f"the calibration for {self.backbone} at {self.profile} has no sensitivity table (fitted before "
+               f"it was written): no band; refit it with 'finetune-advisor calibrate'")
+        try:
+            band, off = table["band"], table["off"]
+            x3 = max(off["x3_up"]["mean"], off["x3_down"]["mean"]), max(off["x3_up"]["worst"], off["x3_down"]["worst"])
+            x10 = (max(off["x10_up"]["mean"], off["x10_down"]["mean"]),
+                   max(off["x10_up"]["worst"], off["x10_down"]["worst"]))
+            runner = table.get("runner_up") or {}
+            low, high = 10.0 ** band["log10_lr_low"], 10.0 ** band["log10_lr_high"]
+        except (TypeError, KeyError):
+            return None, why
+        outside = None if not finder_lr else not (low * 0.999 <= finder_lr <= high * 1.001)
+        return RateBand(lr_low=low, lr_high=high, n_within=int(band["n_within"]), n_datasets=int(table["n_datasets"]),
+                        cost_x3_mean=x3[0], cost_x3_worst=x3[1], cost_x10_mean=x10[0], cost_x10_worst=x10[1],
+                        fastai_loss_mean=(table.get("fastai_fine_tune") or {}).get("mean"),
+                        runner_up_arm=runner.get("arm"),
+                        runner_up_lr=None if runner.get("log10_lr") is None else 10.0 ** runner["log10_lr"],
+                        regret_rule_alone=runner.get("loo_regret_rule_alone"),
+                        regret_try_both=runner.get("loo_regret_try_both"),
+                        finder_lr=finder_lr, finder_outside=outside), None
 
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""

@@ -23,6 +23,7 @@ from .measure import measure_predictors, read_measured, with_measured
 from .model import Calibration
 from ..storage_url import relative_storage
 from .portfolio import greedy_portfolio, leave_one_out_portfolios, rule_cell
+from .sensitivity import sensitivity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,8 +44,10 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
         info["schedule"] = {k: v for k, v in (settings.get("profile") or {}).items() if k not in ("name",)}
         baselines = read_baselines(study)
         measured = read_measured(study)
-        res = results_table(study)
-        res = res[(res["fraction"] == 1.0) & res["parameter"].str.startswith(CALIBRATION_PREFIX)]
+        table = results_table(study)
+        res = table[(table["fraction"] == 1.0) & table["parameter"].str.startswith(CALIBRATION_PREFIX)]
+        anchor = table[(table["fraction"] == 1.0) & (table["parameter"] == "anchor")
+                       & (table["value"].astype(str) == "fastai_fine_tune")]
         for ds, cfg in baselines.items():
             if _is_smoke_test(ds):
                 info["excluded"][ds] = "smoke test: too small to fit on"
@@ -58,6 +61,10 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
             if rows.empty:
                 continue
             score = rows["roc_auc_macro"] if cfg.multi_label else rows["metric"]
+            fastai = anchor[anchor["dataset"] == ds]
+            if not fastai.empty:       # fastai's fine_tune, scored the same way: what its defaults lose
+                info.setdefault("fastai_fine_tune", {})[ds] = float(
+                    (fastai["roc_auc_macro"] if cfg.multi_label else fastai["metric"]).astype(float).mean())
             frames.append(pd.DataFrame({"dataset": ds, "arm": rows["parameter"].str[len(CALIBRATION_PREFIX):],
                                         "log10_lr": rows["value"].astype(float), "seed": rows["seed"],
                                         "score": score.astype(float)}))
@@ -153,6 +160,8 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
         # k = 0 .. PORTFOLIO_SIZE: the best of the left-out rule's cell and its portfolio's first k
         "portfolio_loo_mean_regret": portfolio_loo,
         "per_dataset": per_dataset, "kendall_tau": kendall_taus(curves, numeric),
+        "sensitivity": sensitivity(curves, loo.rules[family], numeric, fastai=info.get("fastai_fine_tune"),
+                                   rule=fit.rule, portfolio=portfolio, portfolio_loo=portfolio_loo),
         "source": f"calibrate {' '.join(info['studies'])}",
     }
     config_profile = str((info.get("schedule") or {}).get("config_profile", profile_name.split("+")[0]))

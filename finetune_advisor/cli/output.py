@@ -46,6 +46,7 @@ def format_recommendation(rec: Recommendation) -> str:
         lines.append(f"training time: about {format_duration(m.train_time_s)} on this machine "
                      f"({cfg.head_epochs} + {cfg.unfrozen_epochs} epochs at {cfg.image_size} px; measured "
                      f"{m.forward_images_per_s:.0f} images/s forward at {m.forward_image_size} px)")
+    lines += format_rate_band(cfg)
     lines += ["", "recommended config:"]
     width = max(len(f) for f in DECISION_FIELDS)
     for name in DECISION_FIELDS:
@@ -115,3 +116,31 @@ def format_train_summary(summary: Mapping[str, Any]) -> str:
         lines.append(f"{kind}: {path}")
     lines += [f"note: {n}" for n in summary.get("notes") or ()]
     return "\n".join(lines)
+
+
+_ARM_WORDS = {"head_only": "the head only", "all_half": "the whole network, unfrozen at lr/2",
+              "all_tenth": "the whole network, unfrozen at lr/10"}
+
+
+def format_rate_band(cfg) -> list[str]:
+    """How sure the rate is (``measurements.rate_band``), or one line saying why there is no band."""
+    m = cfg.measurements
+    b = m.rate_band
+    if b is None:
+        return [f"no confidence band for the rate: {m.rate_band_note}"] if m.rate_band_note else []
+    pts = lambda x: f"{100 * x:.1f} pts"  # noqa: E731
+    lines = [f"lr {cfg.lr:.1e}: within 1 pt of the advice on average from {b.lr_low:.1e} to {b.lr_high:.1e} "
+             f"(each of {b.n_within} of {b.n_datasets} "
+             f"calibration datasets stays within 1 pt across it); x3 off costs {pts(b.cost_x3_mean)} on average "
+             f"(worst {pts(b.cost_x3_worst)}), x10 off {pts(b.cost_x10_mean)} (worst {pts(b.cost_x10_worst)})"]
+    if b.runner_up_arm and b.runner_up_lr:
+        both = (f"; trying both cuts the leave-one-out regret from {pts(b.regret_rule_alone)} to "
+                f"{pts(b.regret_try_both)}" if b.regret_rule_alone is not None and b.regret_try_both is not None else "")
+        lines.append(f"runner-up: {_ARM_WORDS.get(b.runner_up_arm, b.runner_up_arm)} at lr {b.runner_up_lr:.1e}{both}")
+    if b.fastai_loss_mean is not None:
+        lines.append(f"fastai's default fine_tune scores {pts(b.fastai_loss_mean)} below the advice on average on "
+                     f"the calibration datasets")
+    if b.finder_outside:
+        lines.append(f"the LR finder's pick {b.finder_lr:.1e} lies outside that band; the advice follows the "
+                     f"calibration (measured fine-tuning runs), not the finder")
+    return lines

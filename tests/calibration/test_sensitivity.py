@@ -1,0 +1,56 @@
+"""The sensitivity table on a synthetic sweep, checked by hand (issue 27)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from finetune_advisor.calibration.fit import Curves
+from finetune_advisor.calibration.model import Calibration
+from finetune_advisor.calibration.sensitivity import sensitivity
+from finetune_advisor.heuristics.policies import CalibratedRule
+
+
+def _curves():
+    # two datasets, rates 1e-3 .. 1e-1 in whole decades; all_half peaks at 1e-2 on both,
+    # all_tenth is 2 points below all_half everywhere
+    rows = []
+    for ds, scores in {"a": [0.80, 0.90, 0.60], "b": [0.70, 0.75, 0.74]}.items():
+        for rate, score in zip((-3.0, -2.0, -1.0), scores):
+            rows += [(ds, "all_half", rate, score), (ds, "all_tenth", rate, score - 0.02)]
+    return Curves.from_evidence(pd.DataFrame(rows, columns=["dataset", "arm", "log10_lr", "score"]))
+
+
+def test_band_costs_ratio_and_runner_up_by_hand():
+    rule = CalibratedRule("all_half", -2.0)
+    s = sensitivity(_curves(), {"a": rule, "b": rule}, {"a": {}, "b": {}}, rule=rule,
+                    portfolio=[("head_only", -1.5)], portfolio_loo=[0.02, 0.005])
+    # losses are linear in log10 lr between grid points: a loses 0.10 a decade down and 0.30 up,
+    # b 0.05 down and 0.01 up; the mean is 0.075 down and 0.155 up per decade, so a mean loss of
+    # 0.01 is passed beyond 0.01 / 0.075 = 0.13 decade down and 0.01 / 0.155 = 0.065 up: on the
+    # 0.05-decade grid the band is [-2.10, -1.95]
+    assert s["band"]["log10_lr_low"] == pytest.approx(-2.10) and s["band"]["log10_lr_high"] == pytest.approx(-1.95)
+    # across that band a loses up to 0.30 * 0.05 = 0.015 (more than a point), b at most 0.005
+    assert s["band"]["n_within"] == 1 and s["n_datasets"] == 2
+    x3 = 0.47712125472                                # log10(3)
+    assert s["off"]["x3_up"]["mean"] == pytest.approx(round((0.30 + 0.01) * x3 / 2, 4))
+    assert s["off"]["x3_up"]["worst_dataset"] == "a"
+    assert s["off"]["x10_down"] == {"mean": pytest.approx(0.075), "worst": pytest.approx(0.10), "worst_dataset": "a"}
+    assert s["unfrozen_ratio"]["all_tenth"]["mean"] == pytest.approx(0.02) and s["ratio_band"] == ["all_half"]
+    assert s["runner_up"] == {"arm": "head_only", "log10_lr": -1.5, "loo_regret_rule_alone": 0.02,
+                              "loo_regret_try_both": 0.005}
+
+
+def test_a_calibration_without_a_table_gives_no_band_and_says_why():
+    old = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"datasets": ["a"]})
+    band, why = old.rate_band(1e-3)
+    assert band is None and "has no sensitivity table" in why
+    broken = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"sensitivity": {"band": {}}})
+    assert broken.rate_band()[0] is None                  # malformed: never an invented band
+
+
+def test_the_shipped_resnet50_calibration_carries_a_band_around_its_rate():
+    from finetune_advisor.calibration.model import shipped_calibrations
+    cal = next(c for c in shipped_calibrations() if c.backbone == "resnet50_keras_v1")
+    band, why = cal.rate_band(finder_lr=1e-5)
+    assert why is None and band.lr_low <= 10 ** cal.rule.intercept <= band.lr_high
+    assert band.finder_outside and band.cost_x10_mean > band.cost_x3_mean > 0
