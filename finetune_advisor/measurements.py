@@ -191,7 +191,8 @@ class RateBand:
 
 
 # Keys of the JSON form, in the order they are written.
-_OPTIONAL_NUMBERS = ("forward_images_per_s", "forward_image_size", "train_time_s")
+_OPTIONAL_NUMBERS = ("forward_images_per_s", "forward_image_size", "train_time_s", "expected_accuracy",
+                     "expected_accuracy_low", "expected_accuracy_high", "expected_accuracy_note", "rate_band_note")
 _DATASET_KEYS = ("n_images", "n_classes", "images_per_class", "imbalance_sd", "n_corrupt", "mean_resolution")
 
 
@@ -235,6 +236,12 @@ class Measurements:
     train_time_s: float | None = None         # the estimated wall time of training this Config here
     rate_band: RateBand | None = None         # how sure the calibrated rate is (None: see rate_band_note)
     rate_band_note: str | None = None         # why there is no band (no calibration, or one without a table)
+    # the advice's accuracy to expect, from the linear probe (calibration.expectation), with the 10-90% range of
+    # the calibration's left-out errors; None with expected_accuracy_note saying why
+    expected_accuracy: float | None = None
+    expected_accuracy_low: float | None = None
+    expected_accuracy_high: float | None = None
+    expected_accuracy_note: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -320,8 +327,6 @@ class Measurements:
                 out[name] = getattr(self, name)
         if self.rate_band is not None:
             out["rate_band"] = self.rate_band.to_dict()
-        if self.rate_band_note is not None:
-            out["rate_band_note"] = self.rate_band_note
         out.update(self.extra)
         return out
 
@@ -333,7 +338,7 @@ class Measurements:
         kw: dict[str, Any] = {k: d.pop(k) for k in (*_DATASET_KEYS, "similarity_threshold", "far", "lr_find",
                                                       "lr_finder_failed", "backbone_source", "fraction",
                                                       "policy", "calibration", "alternatives", "transferability",
-                                                      *_OPTIONAL_NUMBERS, "rate_band_note")
+                                                      *_OPTIONAL_NUMBERS)
                               if k in d}
         if isinstance(d.get("rate_band"), Mapping):
             kw["rate_band"] = RateBand.from_dict(d.pop("rate_band"))

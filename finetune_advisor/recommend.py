@@ -283,8 +283,14 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
             calibration=calibration.summary()))
         cap = PROFILES[options.profile].get("max_images_per_class")      # what training will use of each class
         band, no_band = calibration.rate_band(None if lr is None else lr.lr)
-        config = dataclasses.replace(config, measurements=config.measurements.replace(rate_band=band,
-                                                                                      rate_band_note=no_band))
+        probe = (config.measurements.transferability or {}).get("probe_accuracy")
+        expected, no_expected = calibration.expected_accuracy(None if config.multi_label else probe)
+        if config.multi_label:
+            expected, no_expected = None, "the probe fit holds for single-label accuracy only"
+        low_high = {} if expected is None else dict(expected_accuracy=expected[0], expected_accuracy_low=expected[1],
+                                                   expected_accuracy_high=expected[2])
+        config = dataclasses.replace(config, measurements=config.measurements.replace(
+            rate_band=band, rate_band_note=no_band, expected_accuracy_note=no_expected, **low_high))
         beyond = calibration.outside(min(profile.median_images_per_class, cap or math.inf))
         if beyond:
             config = dataclasses.replace(config, warnings=(*config.warnings, beyond))

@@ -156,6 +156,33 @@ class Calibration:
                         regret_try_both=runner.get("loo_regret_try_both"),
                         finder_lr=finder_lr, finder_outside=outside), None
 
+    def expected_accuracy(self, probe_accuracy: float | None) -> tuple[tuple[float, float, float] | None, str | None]:
+        """``((expected, low, high), None)`` from the linear probe's accuracy on the user's data, or
+        ``(None, why)``: no probe measured, no fit in the file, or a probe that predicted no better
+        than the calibration datasets' mean (:mod:`.expectation`).
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"expected_accuracy": {
+        ...     "useful": True, "intercept": 0.04, "slope": 0.97, "error_q10": -0.08, "error_q90": 0.1,
+        ...     "n_datasets": 13, "probe_range": [0.5, 1.0]}})
+        >>> cal.expected_accuracy(0.8)[0]
+        (0.816, 0.736, 0.916)
+        """
+        fit = self.provenance.get("expected_accuracy")
+        if not isinstance(fit, Mapping):
+            return None, (f"the calibration for {self.backbone} at {self.profile} has no probe fit (fitted before "
+                          f"it was written)")
+        if not fit.get("useful"):
+            return None, str(fit.get("why") or "the probe predicts nothing useful here")
+        if probe_accuracy is None:
+            return None, "the linear probe was not measured (it needs the cached LR range test)"
+        try:
+            value = fit["intercept"] + fit["slope"] * float(probe_accuracy)
+            low, high = value + fit["error_q10"], value + fit["error_q90"]
+        except (KeyError, TypeError):
+            return None, "the calibration's probe fit is incomplete"
+        clip = lambda v: round(min(max(v, 0.0), 1.0), 3)  # noqa: E731
+        return (clip(value), clip(low), clip(high)), None
+
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""
         return {"backbone": self.backbone, "profile": self.profile, "family": self.family,

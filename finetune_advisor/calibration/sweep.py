@@ -18,6 +18,7 @@ from ..bench.grid import CALIBRATION_PREFIX
 from ..bench.storage import read_baselines, read_datasets
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
+from .expectation import expectation_fit
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
 from .measure import measure_predictors, read_measured, with_measured
 from .model import Calibration
@@ -160,6 +161,7 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
         # k = 0 .. PORTFOLIO_SIZE: the best of the left-out rule's cell and its portfolio's first k
         "portfolio_loo_mean_regret": portfolio_loo,
         "per_dataset": per_dataset, "kendall_tau": kendall_taus(curves, numeric),
+        "expected_accuracy": expectation_fit(per_dataset),
         "sensitivity": sensitivity(curves, loo.rules[family], numeric, fastai=info.get("fastai_fine_tune"),
                                    rule=fit.rule, portfolio=portfolio, portfolio_loo=portfolio_loo),
         "source": f"calibrate {' '.join(info['studies'])}",

@@ -123,7 +123,19 @@ _ARM_WORDS = {"head_only": "the head only", "all_half": "the whole network, unfr
 
 
 def format_rate_band(cfg) -> list[str]:
-    """How sure the rate is (``measurements.rate_band``), or one line saying why there is no band."""
+    """How sure the rate is (``measurements.rate_band``) and what accuracy to expect, or one line
+    each saying why there is no such number."""
+    m = cfg.measurements
+    if m.expected_accuracy is not None:
+        head = [f"expected accuracy about {m.expected_accuracy:.2f} ({m.expected_accuracy_low:.2f}-"
+                f"{m.expected_accuracy_high:.2f}: the 10-90% range of the calibration's left-out errors), from the "
+                f"linear probe's {(m.transferability or {}).get('probe_accuracy', float('nan')):.2f}"]
+    else:
+        head = [f"no expected accuracy: {m.expected_accuracy_note}"] if m.expected_accuracy_note else []
+    return head + _band_lines(cfg)
+
+
+def _band_lines(cfg) -> list[str]:
     m = cfg.measurements
     b = m.rate_band
     if b is None:

@@ -54,3 +54,27 @@ def test_the_shipped_resnet50_calibration_carries_a_band_around_its_rate():
     band, why = cal.rate_band(finder_lr=1e-5)
     assert why is None and band.lr_low <= 10 ** cal.rule.intercept <= band.lr_high
     assert band.finder_outside and band.cost_x10_mean > band.cost_x3_mean > 0
+
+
+def test_a_probe_that_predicts_nothing_gives_no_expected_accuracy():
+    from finetune_advisor.calibration.expectation import expectation_fit
+    # the advice's accuracy alternates while the probe climbs: the line does worse than the mean
+    per = {d: {"best_score": s, "loo_regret": 0.0, "multi_label": False, "predictors": {"probe_accuracy": p}}
+           for d, s, p in [("a", 0.9, 0.1), ("b", 0.5, 0.3), ("c", 0.9, 0.5), ("d", 0.5, 0.7), ("e", 0.9, 0.9)]}
+    fit = expectation_fit(per)
+    assert not fit["useful"] and "no better than" in fit["why"]
+    cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"expected_accuracy": fit})
+    assert cal.expected_accuracy(0.5) == (None, fit["why"])
+    assert Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu").expected_accuracy(0.5)[0] is None
+
+
+def test_the_probe_line_is_checked_leave_one_out_by_hand():
+    from finetune_advisor.calibration.expectation import expectation_fit
+    # accuracy = probe + 0.1 exactly on three datasets and 0.2 off on the fourth
+    per = {d: {"best_score": s, "loo_regret": r, "multi_label": False, "predictors": {"probe_accuracy": p}}
+           for d, s, r, p in [("a", 0.6, 0.0, 0.5), ("b", 0.75, 0.05, 0.6), ("c", 0.8, 0.0, 0.7),
+                              ("d", 1.0, 0.0, 0.7)]}
+    fit = expectation_fit(per)
+    # left out, d is predicted by the exact line through a, b, c: 0.8, so its error is +0.2
+    assert fit["loo_errors"]["d"] == pytest.approx(0.2)
+    assert fit["n_datasets"] == 4
