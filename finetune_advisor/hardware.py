@@ -30,9 +30,9 @@ def auto_profile(found: str | None = None) -> tuple[str, str]:
     """``(profile, why)`` for ``found`` (default: :func:`accelerator`).
 
     >>> auto_profile("CUDA device NVIDIA H200")
-    ('paper', "auto: torch found a CUDA device NVIDIA H200, so profile 'paper'")
+    ('paper', 'auto: torch found a CUDA device NVIDIA H200')
     """
     found = accelerator() if found is None else found
     if found:
-        return "paper", f"auto: torch found a {found}, so profile 'paper'"
-    return "cpu", "auto: torch found no CUDA or MPS device, so profile 'cpu'"
+        return "paper", f"auto: torch found a {found}"
+    return "cpu", "auto: torch found no CUDA or MPS device"

@@ -366,9 +366,9 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         arch, arch_reason = opts.backbone, "set by user"
     clock = time.perf_counter()
     bb = create_backbone(arch, weights=opts.weights, pretrained=opts.pretrained, fallback=opts.fallback)
-    if bb.fallback_from is not None:
-        arch_reason = (f"{arch_reason}; but {bb.fallback_from} weights are unavailable here, so the shipped "
-                       f"ImageNet {bb.name} is used instead (pass --weights or go online for {bb.fallback_from})")
+    if bb.fallback_from is not None:    # say what is used first; the rule's choice second
+        arch_reason = (f"the shipped ImageNet {bb.name}, because {bb.fallback_from} weights are unavailable here "
+                       f"(pass --weights or go online for {bb.fallback_from}; {arch_reason})")
     # what train() rebuilds: the backbone actually used, or the name / full module:function spec
     backbone_name = bb.name if (bb.fallback_from or callable(arch)) else arch
     timings["backbone"] = time.perf_counter() - clock
@@ -436,7 +436,7 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
                        calibration=calibration, policy_note=note)
     if profile_why:
         config = dataclasses.replace(config, reasons={**config.reasons,
-                                                      "profile": f"{profile_why}: {config.reasons['profile']}"})
+                                                      "profile": f"{profile_why}, so {config.reasons['profile']}"})
     if cache is not None and cache.images_per_s:
         config = with_time_estimate(config, n_train=len(cache.train_y), n_valid=len(cache.valid_y),
                                     budget_s=None if opts.budget is None else heuristics.parse_duration(opts.budget))

@@ -41,6 +41,7 @@ def format_recommendation(rec: Recommendation) -> str:
     if rec.lr_finder is not None:
         r = rec.lr_finder
         lines.append(f"LR finder: {r.lr:.2e} (fastai valley {r.fastai_valley:.2e}, steep {r.fastai_steep:.2e})")
+        lines.append(finder_confidence(r))
     m = cfg.measurements
     if m.train_time_s is not None:
         lines.append(f"training time: about {format_duration(m.train_time_s)} on this machine "
@@ -156,3 +157,26 @@ def _band_lines(cfg) -> list[str]:
         lines.append(f"the LR finder's pick {b.finder_lr:.1e} lies outside that band; the advice follows the "
                      f"calibration (measured fine-tuning runs), not the finder")
     return lines
+
+
+def finder_confidence(r) -> str:
+    """How far the range test's picks agree, in decades, and whether its curve diverged.
+
+    >>> from finetune_advisor.measurements import LRFinderResult
+    >>> finder_confidence(LRFinderResult(lr=2e-3, fastai_valley=2e-4, lightning_steepest=2e-3, diverged=True, n_sweeps=3))
+    "LR finder's picks: fastai's valley 1.0 decade below the steepest slope, Lightning's 0.0 from it; 3 seeded sweeps averaged; the curve diverged at high rates (normal: the test ends there)"
+    """
+    import math
+
+    def decades(other, name):
+        if not other or not r.lr:
+            return None
+        d = math.log10(other / r.lr)
+        return f"{name} {abs(d):.1f} decade {'below' if d < 0 else 'above'} the steepest slope" if abs(d) >= 0.05 \
+            else f"{name} 0.0 from it"
+    parts = [p for p in (decades(r.fastai_valley, "fastai's valley"), decades(r.lightning_steepest, "Lightning's"))
+             if p]
+    sweeps = f"{r.n_sweeps} seeded sweeps averaged" if getattr(r, "n_sweeps", 1) > 1 else "one sweep"
+    diverged = ("the curve diverged at high rates (normal: the test ends there)" if r.diverged
+                else "the curve did not diverge within the tested range")
+    return "LR finder's picks: " + ", ".join(parts or ["only the steepest slope"]) + f"; {sweeps}; {diverged}"
