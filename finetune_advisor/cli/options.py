@@ -128,6 +128,12 @@ def early_checks(args: argparse.Namespace) -> None:
     if command == "tune" and args.budget is not None:
         from ..tune import parse_budget
         parse_budget(args.budget)
+    # the outputs first (as the commands check them), then the dataset
+    if command in ("recommend", "report"):
+        check_writable(getattr(args, "out", None), "--out")
+        check_writable(getattr(args, "plot", None), "--plot")
+    if command in ("train", "tune"):
+        check_writable(args.out, "--out", folder=True)
     if command in ("recommend", "train", "report", "tune") and not getattr(args, "config", None):
         path = dataset_path(args)
         if not (getattr(args, "worker", False) and command == "tune"):

@@ -161,7 +161,8 @@ def test_a_run_where_no_dataset_has_a_baseline_is_an_error_not_an_empty_success(
     monkeypatch.setenv(bench.SHARED_DATA_ENV, str(empty))      # every reference dataset missing
     assert main(["bench", "run", "--study", "m", "--out", str(tmp_path / "m"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: nothing to benchmark") and "missing" in err[-1]
+    assert err[-1].startswith("error: none of the 7 datasets is on this machine") and "FINETUNE_ADVISOR_DATA_" in err[-1]
+    assert not (tmp_path / "m").exists()                       # nothing left behind
 
 
 # --- one real run ---------------------------------------------------------------------------------

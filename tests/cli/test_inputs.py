@@ -250,7 +250,7 @@ def test_a_similarity_just_below_the_threshold_never_reads_as_equal():
 
 
 @pytest.mark.parametrize("level, shown", [(logging.WARNING, False), (logging.INFO, True)])
-def test_downloading_is_silent_under_quiet(monkeypatch, capsys, level, shown):
+def test_downloading_is_silent_under_quiet(monkeypatch, capsys, level, shown, tmp_path):
     pytest.importorskip("torchvision")
     from torchvision.models import resnet18
     from torchvision.models._api import WeightsEnum
@@ -261,6 +261,8 @@ def test_downloading_is_silent_under_quiet(monkeypatch, capsys, level, shown):
         sys.stdout.write(f'Downloading: "{self.url}" to cache\n')
         return resnet18(weights=None).state_dict()
     monkeypatch.setattr(WeightsEnum, "get_state_dict", fake_download)
+    monkeypatch.setattr(loaders, "_name_lookup_failure", lambda url: None)   # a machine with a network
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))                # nothing cached yet
     monkeypatch.delenv(loaders.OFFLINE_ENV, raising=False)
     old = loaders.log.level
     loaders.log.setLevel(level)                                # what the CLI's -q (or not) sets
