@@ -24,7 +24,8 @@ from ..study import (FASTAI_BASE_LR, FASTAI_HEAD_DROPOUT, FASTAI_LR_MULT, FASTAI
                      PAPER_SCHEDULE, TABLE1_FRACTIONS, TABLE1_GRID)
 
 __all__ = ["BenchProfile", "BENCH_PROFILES", "custom_profile", "CALIBRATION_LOG10_LRS", "CALIBRATION_ARMS",
-           "CALIBRATION_GRID", "SCHEDULE_GRID", "SCHEDULE_STEP_BUDGETS", "GRIDS", "FRACTIONS", "ANCHORS", "select_grid", "select_anchors",
+           "CALIBRATION_GRID", "SCHEDULE_GRID", "SCHEDULE_STEP_BUDGETS", "GRIDS", "FRACTIONS", "ANCHORS", "ALL_ANCHORS",
+           "MEASURED_ANCHORS", "select_grid", "select_anchors",
            "variation_config", "calibration_config", "anchor_config", "TrialSpec", "trial_key", "parse_label",
            "expand_grid", "BENCH_VERSION", "TUNE_ANCHOR_PREFIX", "is_tune_anchor"]
 
@@ -121,7 +122,13 @@ SCHEDULE_GRID: dict[str, tuple[float, ...]] = {
 GRIDS: dict[str, Mapping[str, tuple[float, ...]]] = {"table1": TABLE1_GRID, "calibration": CALIBRATION_GRID,
                                                      "schedule": SCHEDULE_GRID}
 FRACTIONS = TABLE1_FRACTIONS
+# The default anchors are those of the committed studies (their tables and margins are named after them).
+# "fastai_lr_find" is what a fastai user does: learn.lr_find() on the frozen learner (fastai's defaults), then
+# fine_tune at its valley; "lr_find_valley" is the baseline at the cached-feature range test's valley (about a
+# decade below the network's on held-out sets). New studies should ask for fastai_lr_find (--anchors).
 ANCHORS = ("fastai_fine_tune", "lr_find_valley", "no_similarity_rule")
+MEASURED_ANCHORS = ("fastai_lr_find",)    # their rate is measured when the trial trains (bench.trials)
+ALL_ANCHORS = (*ANCHORS, *MEASURED_ANCHORS)
 # "tune@3x": finetune-advisor tune from the baseline with a budget of 3 of its runs (opt-in, any N)
 TUNE_ANCHOR_PREFIX = "tune@"
 
@@ -165,7 +172,7 @@ def select_grid(parameters: Sequence[str] | None = None, grid: str = "table1") -
 
 def select_anchors(names: Sequence[str]) -> tuple[str, ...]:
     """``names`` checked against :data:`ANCHORS` (and the ``tune@<N>x`` form)."""
-    _check_names("anchor", [n for n in names if not is_tune_anchor(n)], [*ANCHORS, "tune@<N>x (e.g. tune@3x)"])
+    _check_names("anchor", [n for n in names if not is_tune_anchor(n)], [*ALL_ANCHORS, "tune@<N>x (e.g. tune@3x)"])
     return tuple(names)
 
 
@@ -292,7 +299,10 @@ def anchor_config(baseline: Config, anchor: str) -> Config | None:
 
     ``fastai_fine_tune``: fastai's defaults, ``fine_tune(base_lr=2e-3)``: head at 2e-3, then
     unfrozen at base_lr/2 with ``lr_mult=100`` (slice(1e-5, 1e-3)), wd 0.01, head ps (0.25, 0.5).
-    ``lr_find_valley``: the baseline with fastai's ``lr_find`` valley as the rate.
+    ``fastai_lr_find``: fastai's ``fine_tune`` as above at the valley of ``learn.lr_find()`` on the
+    frozen learner, with fastai's defaults; the rate is measured when the trial trains
+    (:func:`finetune_advisor.bench.trials.train_trial`), so the config holds fastai's 2e-3 until then.
+    ``lr_find_valley``: the baseline with the cached-feature range test's valley as the rate.
     ``no_similarity_rule``: the baseline without the /10 far-from-ImageNet rule.
     ``tune@<N>x``: the baseline itself, where the trial starts ``finetune-advisor tune`` with a
     budget of N of its runs (see :func:`finetune_advisor.tune.anchor.tune_anchor_trial`).
@@ -300,7 +310,9 @@ def anchor_config(baseline: Config, anchor: str) -> Config | None:
     why = f"bench anchor {anchor}"
     if is_tune_anchor(anchor):
         return baseline
-    if anchor == "fastai_fine_tune":
+    if anchor in ("fastai_fine_tune", "fastai_lr_find"):
+        if anchor == "fastai_lr_find":
+            why = "bench anchor fastai_lr_find: fastai's fine_tune at learn.lr_find()'s valley, measured when it trains"
         return _replace(baseline, why, lr=FASTAI_BASE_LR, lr_finetune=FASTAI_BASE_LR / 2, lr_divisor=FASTAI_LR_MULT,
                         weight_decay=FASTAI_WEIGHT_DECAY, beta2=0.99,   # fastai Adam betas (0.9, 0.99)
                         dropout=FASTAI_HEAD_DROPOUT, fine_tune="all")
@@ -387,9 +399,11 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
             def add(parameter: str, value: Any, cfg: Config | None) -> None:
                 if cfg is None:
                     return
-                tuned = parameter == "anchor" and is_tune_anchor(value)   # a search from cfg, not cfg trained once
+                # a search from cfg, or a rate measured at training time: not cfg trained once, never an alias
+                tuned = parameter == "anchor" and (is_tune_anchor(value) or value in MEASURED_ANCHORS)
                 same = None if tuned else next((s.key for s in block if s.same_as is None and not (
-                    s.parameter == "anchor" and is_tune_anchor(s.value)) and _same_config(s.config, cfg)), None)
+                    s.parameter == "anchor" and (is_tune_anchor(s.value) or s.value in MEASURED_ANCHORS))
+                    and _same_config(s.config, cfg)), None)
                 block.append(TrialSpec(name, float(fraction), parameter, value, int(seed), cfg, same))
 
             add("baseline", None, base)

@@ -2,6 +2,7 @@
 baseline for that fraction (through the same rules as ``advise``), and the default trainer."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, MutableMapping
 
@@ -11,7 +12,7 @@ from ..exceptions import ConfigError
 from ..recommend import Recommendation, advise, configure
 from ..train import train
 from .datasets import BenchDataset, default_reference
-from .grid import BenchProfile, is_tune_anchor
+from .grid import MEASURED_ANCHORS, BenchProfile, is_tune_anchor
 
 __all__ = ["fraction_subset", "advise_baseline", "train_trial"]
 
@@ -88,8 +89,15 @@ def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed:
         return tune_anchor_trial(config, fraction_subset(full, fraction), anchor, seed=seed,
                                  max_images_per_class=profile.max_images_per_class,
                                  leave_out=dataset.name)   # never a portfolio chosen on this dataset
-    res = train(config, fraction_subset(full, fraction), seed=seed, progress=False,
-                max_images_per_class=profile.max_images_per_class)
+    subset = fraction_subset(full, fraction)
+    found = {}
+    if anchor in MEASURED_ANCHORS:     # fastai_lr_find: the rate a fastai user's learn.lr_find() gives here
+        valley = fastai_lr_find_valley(config, subset, seed=seed, max_images_per_class=profile.max_images_per_class)
+        changes = dict(lr=valley, lr_finetune=valley / 2)     # fine_tune halves base_lr when it unfreezes
+        config = config.replace(reason=f"fastai's learn.lr_find() valley {valley:.2e} on the frozen learner",
+                                **changes) if config.reasons else dataclasses.replace(config, **changes)
+        found = {"lr_find_valley": valley}
+    res = train(config, subset, seed=seed, progress=False, max_images_per_class=profile.max_images_per_class)
     metric = res.main_metric
     hist = res.history
     best = int(hist[metric].astype(float).values.argmax()) + 1 if len(hist) and metric in hist else 0
@@ -99,4 +107,21 @@ def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed:
             "epochs_to_best": best, "wall_time_s": float(res.wall_time_s),
             # multi-label: a ranking metric beside accuracy_multi, which the all-negative answer wins
             "roc_auc_macro": float(res.final_metrics.get("roc_auc_macro", float("nan"))),
-            "n_train": res.n_train, "n_valid": res.n_valid, "backbone_used": res.backbone}
+            "n_train": res.n_train, "n_valid": res.n_valid, "backbone_used": res.backbone, **found}
+
+
+def fastai_lr_find_valley(config: Config, dataset: Dataset, *, seed: int = 0,
+                          max_images_per_class: int | None = None) -> float:
+    """fastai's own ``learn.lr_find()`` (its defaults: 1e-7 to 10, 100 steps, the valley) on the
+    frozen learner of ``config``, on the images training will use: what a fastai user does before
+    ``fine_tune(epochs, base_lr=valley)``. The learner's weights are restored by lr_find."""
+    from fastai.callback.schedule import valley as fastai_valley
+    from fastai.torch_core import set_seed
+
+    from ..learner import build_learner
+
+    set_seed(seed, reproducible=True)
+    learn = build_learner(config, dataset, seed=seed, max_images_per_class=max_images_per_class)
+    with learn.no_bar(), learn.no_logging():
+        suggestion = learn.lr_find(suggest_funcs=(fastai_valley,), show_plot=False)
+    return float(suggestion.valley)

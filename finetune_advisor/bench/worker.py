@@ -23,7 +23,8 @@ from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 from ..storage_url import STORAGE_ENV
 from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
-from .grid import ANCHORS, BENCH_PROFILES, FRACTIONS, BenchProfile, TrialSpec, expand_grid, is_tune_anchor
+from .grid import (ANCHORS, BENCH_PROFILES, FRACTIONS, MEASURED_ANCHORS, BenchProfile, TrialSpec, expand_grid,
+                   is_tune_anchor)
 from .results import write_outputs
 from .reuse import check_reusable, reuse_baselines, reuse_trials
 from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, read_datasets,
@@ -215,7 +216,8 @@ def run_worker(study: BenchStudy, *, run_trial_fn: Callable | None = None,
                 if d is None:
                     raise DatasetError(f"dataset {a['dataset']!r} is not available on this worker")
                 # a tune@Nx anchor searches from its config: the trial function is told which
-                tuned = {"anchor": a["value"]} if a.get("parameter") == "anchor" and is_tune_anchor(a["value"]) else {}
+                tuned = {"anchor": a["value"]} if a.get("parameter") == "anchor" and (
+                    is_tune_anchor(a["value"]) or a["value"] in MEASURED_ANCHORS) else {}
                 out = run_trial_fn(Config.from_json(a["config"]), d, fraction=float(a["fraction"]),
                                    seed=int(a["seed"]), profile=prof, **tuned)
                 for k, v in out.items():

@@ -26,6 +26,11 @@ def test_grid_expands_to_exact_trial_list():
     expected += [f"far|1|{lab}|{s}" for s in (0, 1) for lab in labels + ["anchor:no_similarity_rule"]]
     assert [s.key for s in specs] == expected
     alias = {s.key: s.same_as for s in specs if s.same_as}
+    # fastai's lr_find anchor holds fine_tune's config until its rate is measured: never an alias of it
+    measured = expand_grid({("near", 0.2): near}, seeds=[0], grid={},
+                           anchors=bench.select_anchors(["fastai_fine_tune", "fastai_lr_find"]))
+    assert [(s.label, s.same_as) for s in measured][-2:] == [("anchor:fastai_fine_tune", None),
+                                                             ("anchor:fastai_lr_find", None)]
     # near: lr x10^0, divisor 10, wd 0.1, beta2 0.99, p1 0.5 and the no-/10 anchor are the baseline
     assert {k for k in alias if k.startswith("near|0.2|") and k.endswith("|0")} == {
         f"near|0.2|{lab}|0" for lab in ("lr x10^0", "lr_divisor=10", "weight_decay=0.1", "beta2=0.99",

@@ -103,3 +103,22 @@ def test_a_fractions_baseline_goes_through_recommend_configure_once_per_dataset(
     assert m.n_images == len(sub) == 6 and m.fraction == 0.2 and m.far is True
     assert m.lr_finder.fastai_valley == 5e-4 and m.lr_find == 1e-3 and m.backbone_source == "test"
     assert cfg.lr == pytest.approx(1e-4)                              # the far rule: lr_find / 10
+
+
+def test_the_fastai_lr_find_anchor_trains_fine_tune_at_fastais_own_valley(tmp_path):
+    """What a fastai user does: learn.lr_find() on the frozen learner (fastai's defaults), then
+    fine_tune at its valley (issue 26: the cached-feature valley was a straw man)."""
+    pytest.importorskip("fastai")
+    from finetune_advisor.bench.grid import anchor_config
+    from finetune_advisor.config import Config
+    from finetune_advisor.testing import make_folder_dataset
+    root = make_folder_dataset(tmp_path / "d", counts={"a": 12, "b": 12}, size=16)
+    base = Config(backbone="resnet18", profile="cpu", image_size=32, batch_size=8, head_epochs=1, unfrozen_epochs=1,
+                  fine_tune="all", head_size=32, lr=1e-3, lr_finetune=5e-4)
+    cfg = anchor_config(base, "fastai_lr_find")
+    assert cfg.lr == 2e-3 and cfg.lr_divisor == 100           # fine_tune's config until the rate is measured
+    out = trials.train_trial(cfg, BenchDataset("d", root, False, "custom"), fraction=1.0, seed=0,
+                             profile=bench.BENCH_PROFILES["cpu"], anchor="fastai_lr_find")
+    valley = out["lr_find_valley"]
+    assert 1e-7 < valley < 10 and valley != 2e-3          # fastai's range, measured on this data
+    assert out["metric"] >= 0 and out["n_train"] > 0
