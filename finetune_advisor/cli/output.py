@@ -143,8 +143,8 @@ def _band_lines(cfg) -> list[str]:
         return [f"no confidence band for the rate: {m.rate_band_note}"] if m.rate_band_note else []
     pts = lambda x: f"{100 * x:.1f} pts"  # noqa: E731
     lines = [f"lr {cfg.lr:.1e}: within 1 pt of the advice on average from {b.lr_low:.1e} to {b.lr_high:.1e} "
-             f"(each of {b.n_within} of {b.n_datasets} "
-             f"calibration datasets stays within 1 pt across it); x3 off costs {pts(b.cost_x3_mean)} on average "
+             f"({b.n_within} of the {b.n_datasets} "
+             f"calibration datasets stay within 1 pt across all of it); x3 off costs {pts(b.cost_x3_mean)} on average "
              f"(worst {pts(b.cost_x3_worst)}), x10 off {pts(b.cost_x10_mean)} (worst {pts(b.cost_x10_worst)})"]
     if b.runner_up_arm and b.runner_up_lr:
         both = (f"; trying both cuts the leave-one-out regret from {pts(b.regret_rule_alone)} to "
