@@ -25,7 +25,8 @@ def deferred_interrupt() -> Iterator[None]:
     >>> x
     1
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:    # nohup, `cmd &`: Ctrl-C is to stay ignored
         yield
         return
     received: list[int] = []

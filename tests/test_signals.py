@@ -55,3 +55,19 @@ def test_no_interrupt_no_exception_and_other_threads_are_left_alone():
 def _handler_inside_block():
     with deferred_interrupt():
         return signal.getsignal(signal.SIGINT)
+
+
+def test_an_inherited_ignored_sigint_stays_ignored():
+    """nohup and `cmd &` start a program with Ctrl-C ignored; a deferral must not turn it back on."""
+    import os
+    import signal
+
+    from finetune_advisor._signals import deferred_interrupt
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with deferred_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)          # ignored: nothing is raised after the block
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
