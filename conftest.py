@@ -2,8 +2,20 @@
 from __future__ import annotations
 
 import gc
+import signal
 
 import pytest
+
+
+def pytest_configure(config):
+    """Ctrl-C as from a terminal, for the suite and every process it starts.
+
+    A suite started in the background (``cmd &`` in a script, ``nohup``) inherits SIGINT as
+    ignored, and so would every CLI child a test starts and then interrupts: those tests would
+    hang to their caps. With Python's own handler here, the children start with the default
+    disposition (a handler, unlike "ignored", is reset by exec)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)

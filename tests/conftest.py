@@ -115,11 +115,6 @@ CLI_MAIN = "import sys; from finetune_advisor.cli import main; sys.exit(main())"
 TIME_SCALE = float(os.environ.get("FINETUNE_ADVISOR_TEST_TIME_SCALE", "1"))
 
 
-def _default_sigint() -> None:
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class CliChild:
     """The CLI in a subprocess, its stdout and stderr collected line by line while it runs."""
 
@@ -128,11 +123,9 @@ class CliChild:
         import sys
         import threading
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        # The child gets Ctrl-C as from a terminal even when the suite itself was started in the
-        # background (`cmd &` in a script, nohup), which leaves SIGINT ignored for its children.
+        # (SIGINT reaches it as from a terminal even in a suite started in the background: conftest.py)
         self.proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=_default_sigint if os.name == "posix" else None)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         self.out: list[str] = []
         self._closed = 0                       # streams at EOF: 2 once the child has exited

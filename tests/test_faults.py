@@ -131,7 +131,10 @@ def test_ctrl_c_during_bench_then_resume(dataset, tmp_path, cli_child):
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]  # nothing left claimed
     interrupted = [t.user_attrs["key"] for t in trials if t.state == TrialState.FAIL]
-    assert all(t.user_attrs.get("error") == "interrupted (Ctrl-C)" for t in trials if t.state == TrialState.FAIL)
+    # "interrupted (Ctrl-C)" while it trained, or "... as it was claimed" when the signal landed in the
+    # claim (more likely on a busy machine): both are clean
+    assert all(t.user_attrs.get("error", "").startswith("interrupted (Ctrl-C)") for t in trials
+               if t.state == TrialState.FAIL)
     # resume: the interrupted trial is queued again, finished ones are not recomputed
     done_before = {t.user_attrs["key"]: t.number for t in trials if t.state == TrialState.COMPLETE}
     assert main([str(a) for a in args] + ["--n-trials", "1", "-q"]) == 0
