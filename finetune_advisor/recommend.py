@@ -151,6 +151,11 @@ class AdviseOptions:
     def replace(self, **changes: Any) -> "AdviseOptions":
         return dataclasses.replace(self, **changes)
 
+    @property
+    def profile_name(self) -> str:
+        """The profile itself: ``auto`` resolved by the accelerator torch sees (:mod:`.hardware`)."""
+        return auto_profile()[0] if self.profile == AUTO_PROFILE else self.profile
+
     @classmethod
     def build(cls, options: "AdviseOptions | None" = None, **overrides: Any) -> "AdviseOptions":
         """``options`` (default: the defaults) with ``overrides`` applied; unknown names are an error."""
@@ -220,12 +225,12 @@ def range_test_spec(profile: "DatasetProfile", options: AdviseOptions) -> Learne
     """What the range test trains: the sizes the rules choose for this dataset (image size,
     validation split, batch, head) with the study's optimiser and dropout defaults."""
     valid_pct = heuristics.validation_split(profile).value
-    return LearnerSpec(image_size=heuristics.image_size(profile, options.profile).value,
+    return LearnerSpec(image_size=heuristics.image_size(profile, options.profile_name).value,
                        batch_size=heuristics.batch_size(profile, valid_pct).value, valid_pct=valid_pct,
                        multi_label=bool(profile.multi_label), head_size=heuristics.head_size(profile).value,
                        dropout=heuristics.dropout().value, weight_decay=heuristics.weight_decay().value,
                        beta2=heuristics.beta2().value,
-                       max_images_per_class=PROFILES[options.profile].get("max_images_per_class"))
+                       max_images_per_class=PROFILES[options.profile_name].get("max_images_per_class"))
 
 
 def transferability_of(cache: FeatureCache, *, seed: int = 0) -> dict[str, float]:
@@ -246,13 +251,13 @@ def resolve_policy(options: AdviseOptions, backbone_key: str, *, pretrained: boo
     a random-init backbone (nothing to fine-tune) falls back to the study policy."""
     if options.policy == "study":
         return "study", None, None
-    calibration, why_not = find_calibration(backbone_key, options.profile, options.calibration)
+    calibration, why_not = find_calibration(backbone_key, options.profile_name, options.calibration)
     if calibration is not None:
         return "calibrated", calibration, None
-    near = nearest_calibration(backbone_key, options.profile) if pretrained else None
+    near = nearest_calibration(backbone_key, options.profile_name) if pretrained else None
     if near is None:
         return "study", None, f"policy 'calibrated' unavailable ({why_not}): using the study policy"
-    return "calibrated", near, (f"no calibration for backbone {backbone_key!r} at profile {options.profile!r}: "
+    return "calibrated", near, (f"no calibration for backbone {backbone_key!r} at profile {options.profile_name!r}: "
                                 f"using the one fitted for {near.backbone} at {near.profile} (fit your own with "
                                 f"'finetune-advisor bench run --grid calibration' and 'finetune-advisor calibrate', "
                                 f"or pass --policy study)")
@@ -274,14 +279,14 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
     config = heuristics.recommend_config(
         profile, similarity=None if sim is None else sim.similarity, far=None if sim is None else sim.far,
         threshold=threshold, lr_find=None if lr is None else lr.lr,
-        backbone=backbone, backbone_reason=backbone_reason, profile_name=options.profile,
+        backbone=backbone, backbone_reason=backbone_reason, profile_name=options.profile_name,
         invariances=options.invariances, measurements=measured.stages(), policy=policy,
         rule=None if calibration is None else calibration.rule,
         evidence="" if calibration is None else calibration.evidence())
     if calibration is not None:
         config = dataclasses.replace(config, measurements=config.measurements.replace(
             calibration=calibration.summary()))
-        cap = PROFILES[options.profile].get("max_images_per_class")      # what training will use of each class
+        cap = PROFILES[options.profile_name].get("max_images_per_class")      # what training will use of each class
         band, no_band = calibration.rate_band(None if lr is None else lr.lr)
         probe = (config.measurements.transferability or {}).get("probe_accuracy")
         expected, no_expected = calibration.expected_accuracy(None if config.multi_label else probe)

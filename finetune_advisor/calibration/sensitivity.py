@@ -44,7 +44,11 @@ _BAND_STEP = 0.05                        # decades
 _BAND_REACH = 2.0
 
 
-def _stats(losses: Mapping[str, float]) -> dict[str, Any]:
+def _stats(losses: Mapping[str, float]) -> dict[str, Any] | None:
+    """Mean and worst of the finite losses (a dataset without that arm's curve has none); None if none."""
+    losses = {d: v for d, v in losses.items() if math.isfinite(v)}
+    if not losses:
+        return None
     worst = max(losses, key=losses.get)
     return {"mean": round(float(np.mean(list(losses.values()))), 4), "worst": round(float(losses[worst]), 4),
             "worst_dataset": worst}
@@ -69,7 +73,7 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
 
     off = {name: _stats({d: loss(d, k) for d in datasets}) for name, k in OFFSETS.items()}
     grid = np.round(np.arange(-_BAND_REACH, _BAND_REACH + 1e-9, _BAND_STEP), 4)
-    mean_loss = {float(k): float(np.mean([loss(d, k) for d in datasets])) for k in grid}
+    mean_loss = {float(k): float(np.nanmean([loss(d, k) for d in datasets])) for k in grid}
     low = high = 0.0
     while low - _BAND_STEP >= -_BAND_REACH - 1e-9 and mean_loss[round(low - _BAND_STEP, 4)] <= WITHIN:
         low = round(low - _BAND_STEP, 4)
@@ -81,8 +85,9 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
     arm = (rule or loo_rules[datasets[0]]).arm
     ratios = {}
     for other, (depth, ratio) in ARMS.items():
-        if depth == "all" and ratio is not None:
-            ratios[other] = {"ratio": ratio, **_stats({d: loss(d, 0.0, other) for d in datasets})}
+        row = _stats({d: loss(d, 0.0, other) for d in datasets}) if depth == "all" and ratio is not None else None
+        if row is not None:                      # an arm the sweep did not run has no row
+            ratios[other] = {"ratio": ratio, **row}
     out: dict[str, Any] = {
         "version": SENSITIVITY_VERSION, "within": WITHIN, "n_datasets": len(datasets),
         "band": {"log10_lr_low": round(centre + low, 3), "log10_lr_high": round(centre + high, 3),
@@ -92,9 +97,9 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
         "ratio_band": sorted(a for a, row in ratios.items() if row["mean"] <= WITHIN),
     }
     if fastai:
-        gaps = {d: curves.score(d, *at[d]) - fastai[d] for d in datasets if fastai.get(d) is not None}
-        if gaps:
-            out["fastai_fine_tune"] = _stats(gaps)
+        gaps = _stats({d: curves.score(d, *at[d]) - fastai[d] for d in datasets if fastai.get(d) is not None})
+        if gaps is not None:
+            out["fastai_fine_tune"] = gaps
     if portfolio:
         first = portfolio[0]
         out["runner_up"] = {"arm": first[0], "log10_lr": float(first[1]),
