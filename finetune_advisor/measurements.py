@@ -191,7 +191,8 @@ class RateBand:
 
 
 # Keys of the JSON form, in the order they are written.
-_OPTIONAL_NUMBERS = ("forward_images_per_s", "forward_image_size", "train_time_s", "expected_accuracy",
+# scalar fields written only when set (numbers, and the notes saying why one is missing)
+_OPTIONAL_SCALARS = ("forward_images_per_s", "forward_image_size", "train_time_s", "expected_accuracy",
                      "expected_accuracy_low", "expected_accuracy_high", "expected_accuracy_note", "rate_band_note")
 _DATASET_KEYS = ("n_images", "n_classes", "images_per_class", "imbalance_sd", "n_corrupt", "mean_resolution")
 
@@ -322,7 +323,7 @@ class Measurements:
             out["calibration"] = dict(self.calibration)
         if self.alternatives:
             out["alternatives"] = {k: dict(v) for k, v in self.alternatives.items()}
-        for name in _OPTIONAL_NUMBERS:
+        for name in _OPTIONAL_SCALARS:
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.rate_band is not None:
@@ -338,7 +339,7 @@ class Measurements:
         kw: dict[str, Any] = {k: d.pop(k) for k in (*_DATASET_KEYS, "similarity_threshold", "far", "lr_find",
                                                       "lr_finder_failed", "backbone_source", "fraction",
                                                       "policy", "calibration", "alternatives", "transferability",
-                                                      *_OPTIONAL_NUMBERS)
+                                                      *_OPTIONAL_SCALARS)
                               if k in d}
         if isinstance(d.get("rate_band"), Mapping):
             kw["rate_band"] = RateBand.from_dict(d.pop("rate_band"))

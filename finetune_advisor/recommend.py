@@ -289,9 +289,8 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
         cap = PROFILES[options.profile_name].get("max_images_per_class")      # what training will use of each class
         band, no_band = calibration.rate_band(None if lr is None else lr.lr)
         probe = (config.measurements.transferability or {}).get("probe_accuracy")
-        expected, no_expected = calibration.expected_accuracy(None if config.multi_label else probe)
-        if config.multi_label:
-            expected, no_expected = None, "the probe fit holds for single-label accuracy only"
+        expected, no_expected = ((None, "the probe fit holds for single-label accuracy only") if config.multi_label
+                                 else calibration.expected_accuracy(probe))
         low_high = {} if expected is None else dict(expected_accuracy=expected[0], expected_accuracy_low=expected[1],
                                                    expected_accuracy_high=expected[2])
         config = dataclasses.replace(config, measurements=config.measurements.replace(

@@ -278,7 +278,7 @@ def calibration_config(baseline: Config, arm: str, log10_lr: float) -> Config:
     why = f"bench: {_label(arm if steps is None else f'{arm}{SCHEDULE_MARK}{steps.steps}', log10_lr)}"
     head, unfrozen = baseline.head_epochs, baseline.unfrozen_epochs
     if steps is not None:
-        head, unfrozen = _step_epochs(baseline, steps, phases=1), _step_epochs(baseline, steps, phases=1)
+        head = unfrozen = _step_epochs(baseline, steps, phases=1)
     if fine_tune == "none":
         head = head + unfrozen if steps is None else _step_epochs(baseline, steps, phases=2)
         return _replace(baseline, why, lr=lr, lr_finetune=lr, fine_tune="none", unfrozen_epochs=0, head_epochs=head)

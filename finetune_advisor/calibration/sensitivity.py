@@ -81,8 +81,8 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
         high = round(high + _BAND_STEP, 4)
     inside = [k for k in grid if low - 1e-9 <= k <= high + 1e-9]
     n_within = sum(all(loss(d, k) <= WITHIN + 1e-9 for k in inside) for d in datasets)
-    centre = (rule or loo_rules[datasets[0]]).log10_lr(None)
-    arm = (rule or loo_rules[datasets[0]]).arm
+    placed = rule or loo_rules[datasets[0]]
+    centre, arm = placed.log10_lr(None), placed.arm
     ratios = {}
     for other, (depth, ratio) in ARMS.items():
         row = _stats({d: loss(d, 0.0, other) for d in datasets}) if depth == "all" and ratio is not None else None

@@ -54,18 +54,11 @@ def _main(argv: Sequence[str] | None) -> int:
         from .options import early_checks
     try:
         early_checks(args)        # a bad argument answers now, not after torch's start-up
-    except FinetuneAdvisorError as exc:
-        if args.debug:
-            return _print_traceback()
-        print_error(str(exc))
-        return 1
-    with deferred_interrupt():
         if runs_torch:
-            _import_torch_and_fastai(with_fastai=args.command not in RESULTS_ONLY_COMMANDS)
-    if runs_torch:
-        from .._threads import pick_torch_threads
-        pick_torch_threads()
-    try:
+            with deferred_interrupt():
+                _import_torch_and_fastai(with_fastai=args.command not in RESULTS_ONLY_COMMANDS)
+            from .._threads import pick_torch_threads
+            pick_torch_threads()
         return COMMANDS[args.command](args) or 0
     except FinetuneAdvisorError as exc:
         if args.debug:

@@ -22,7 +22,8 @@ from ..recommend import advise
 from ..report import build_report, load_recommendation, write_report
 from ..similarity import build_reference, get_reference, reference_cache_path
 from ..train import train
-from .options import check_writable, dataset_path, name_paths, none_means_empty, options_from_args, read_kwargs
+from .options import (check_writable, dataset_arg, dataset_path, name_paths, none_means_empty, options_from_args,
+                      read_kwargs)
 from ..train.fit import DIVERGED_PREFIX
 from .output import format_bench_status, format_profile, format_recommendation, format_train_summary, print_error
 
@@ -33,11 +34,7 @@ _CONFIG_HINT = "write one with `finetune-advisor recommend DATASET --out config.
 # --- recommend, profile -------------------------------------------------------------------
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    path = dataset_path(args)
-    options = options_from_args(args)
-    check_writable(args.out, "--out")      # before the measurements, not after them
-    check_writable(args.plot, "--plot")
-    rec = advise(path, options)
+    rec = advise(dataset_arg(args), options_from_args(args))     # --out and --plot: checked by early_checks
     if args.out:
         _write_text(Path(args.out), rec.config.to_json())
     if args.plot and rec.lr_finder is not None:
@@ -97,13 +94,12 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
 # --- train, report ------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    path = dataset_path(args)
-    check_writable(args.out, "--out", folder=True)
-    if args.config:
+    if args.config:                        # --out: checked by early_checks
         config = _read_config(args.config, trust_code=args.trust_config_code)
-        dataset = data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
+        dataset = data.read_dataset(dataset_path(args), **{k: v for k, v in read_kwargs(args).items()
+                                                           if v is not None})
     else:
-        rec = advise(path, options_from_args(args))
+        rec = advise(dataset_arg(args), options_from_args(args))
         config, dataset = rec.config, rec.dataset
     try:
         result = train(config, dataset, out_dir=args.out, seed=args.seed, weights=args.weights,
@@ -125,10 +121,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..tune import parse_budget, tune
 
     budget = None if args.budget is None else parse_budget(args.budget)    # a typo fails now, not after hours
-    path = dataset_path(args)
-    check_writable(args.out, "--out", folder=True)
     config = _read_config(args.config, trust_code=args.trust_config_code) if args.config else None
-    result = tune(path, budget, config=config, options=options_from_args(args), storage=args.storage,
+    result = tune(dataset_arg(args), budget, config=config, options=options_from_args(args), storage=args.storage,
                   study_name=args.study, n_trials=args.trials, seed=args.seed, out_dir=args.out,
                   progress=not args.quiet, worker=args.worker, heartbeat_interval=args.heartbeat,
                   portfolio=() if args.no_portfolio else None)
@@ -144,7 +138,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.config:
         rec = load_recommendation(args.config, path, **read_kwargs(args))
     else:
-        rec = advise(path, options_from_args(args))
+        rec = advise(dataset_arg(args), options_from_args(args))
     report = build_report(rec, run_dir=args.run, bench=args.bench, seed=args.seed, tune=args.tune)
     if out:
         written = write_report(report, out, format=fmt)

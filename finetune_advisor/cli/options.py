@@ -70,6 +70,12 @@ def dataset_path(args: argparse.Namespace) -> Path:
     return local_path(args.path) if args.path is not None else Path(args.csv_path)
 
 
+def dataset_arg(args: argparse.Namespace):
+    """The dataset :func:`early_checks` already read (a :class:`~finetune_advisor.data.Dataset`),
+    else the dataset argument's path (:func:`dataset_path`)."""
+    return getattr(args, "dataset_read", None) or dataset_path(args)
+
+
 def name_paths(pairs: Sequence[str]) -> dict[str, str]:
     """``NAME=PATH`` arguments as ``{name (lower case): path}``.
 
@@ -117,8 +123,8 @@ def check_writable(path: str | Path | None, flag: str = "--out", *, folder: bool
 
 def early_checks(args: argparse.Namespace) -> None:
     """The argument checks that need no torch, run before torch loads (seconds): a bad value
-    answers at once, not after the libraries' start-up. The commands check them again where they
-    use them; these raise the same errors."""
+    answers at once, not after the libraries' start-up. The dataset read here is kept on ``args``
+    for the command (:func:`dataset_arg`), so it is listed once."""
     from .. import bench, data
     from ..heuristics import parse_duration
 
@@ -134,11 +140,13 @@ def early_checks(args: argparse.Namespace) -> None:
         check_writable(getattr(args, "plot", None), "--plot")
     if command in ("train", "tune"):
         check_writable(args.out, "--out", folder=True)
+    args.dataset_read = None
     if command in ("recommend", "train", "report", "tune") and not getattr(args, "config", None):
         path = dataset_path(args)
         if not (getattr(args, "worker", False) and command == "tune"):
             # lists the files, decodes nothing: an empty folder or bad layout answers in a second
-            data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items() if v is not None})
+            args.dataset_read = data.read_dataset(path, **{k: v for k, v in read_kwargs(args).items()
+                                                           if v is not None})
     if command == "bench run" and not args.worker:
         from ..bench.worker import check_fractions, check_seeds
         check_seeds(args.seeds)

@@ -189,6 +189,8 @@ def _warn_about_what_was_left_out(items: list[Item], skips: Skips, where: str, l
         log.warning("%d row(s) of %s name images outside the dataset folder (e.g. %s): skipped; pass "
                     "--allow-outside-paths (allow_outside_paths=True) to read them", skips.counts[OUTSIDE], where,
                     skips.examples[OUTSIDE][0])
+    if not skips.links:          # no symlink followed: every file has one path (and no realpath per file)
+        return
     owners: dict[str, set[str]] = {}
     for it in items:
         owners.setdefault(os.path.realpath(it.path), set()).update(it.labels[:1] if len(it.labels) == 1 else ())

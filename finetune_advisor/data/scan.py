@@ -25,6 +25,7 @@ class Skips:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
+        self.links = 0        # symlinks followed: only then can one file be listed under two paths
 
     def add(self, reason: str, path: str | os.PathLike, n: int = 1) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + n
@@ -63,9 +64,11 @@ def dir_id(path: str) -> DirId:
 def _stat_entry(entry: os.DirEntry, skips: Skips, follow_symlinks: bool) -> os.stat_result | None:
     """``stat`` of an entry (through symlinks), or None after counting why it is skipped."""
     try:
-        if entry.is_symlink() and not follow_symlinks:
-            skips.add("symlink not followed", entry.path)
-            return None
+        if entry.is_symlink():
+            if not follow_symlinks:
+                skips.add("symlink not followed", entry.path)
+                return None
+            skips.links += 1
         return entry.stat()  # follows symlinks (one syscall; the DirEntry caches it)
     except OSError as exc:
         skips.add(oserror_reason(exc), entry.path)

@@ -165,7 +165,7 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
     stored = study.user_attrs
     given = dataset_or_path if isinstance(dataset_or_path, Dataset) else None
     if config is None and "base_config" not in stored and not worker:    # a new study: recommend first
-        rec = advise(given.root if given is not None else dataset_or_path, opts)
+        rec = advise(given if given is not None else dataset_or_path, opts)      # a Dataset is not read again
         config, dataset = rec.config, given or rec.dataset
     else:
         dataset = given or read_dataset(dataset_or_path, **{k: v for k, v in opts.read_kwargs().items()

@@ -80,6 +80,7 @@ def read_csv(csv_path: str, image_dirs: list[str], skips: Skips, *, label_sep: s
             continue
         seen[path] = Item(Path(path), labels, split)
     items = list(seen.values())
+    skips.links += int(index.through_links)
     kind = "multi-label" if any(len(it.labels) > 1 for it in items) else "single-label"
     log.info("labels CSV %s: %s (label separator %s, %s)", csv_path, kind, describe_label_sep(sep), how)
     return items, sep
@@ -266,6 +267,7 @@ class _FileIndex:
 
     def __init__(self, folders: list[str]):
         self.folders = folders
+        self.through_links = False
         self._listings: dict[str, tuple[dict[str, os.DirEntry], dict[str, str]]] = {}
         self._folders_of: dict[str, list[str]] = {}  # folder part of a name -> folders to look in
 
@@ -273,6 +275,9 @@ class _FileIndex:
         """``({name: entry}, {stem: name})`` of a folder; the stems serve names given without extension."""
         cached = self._listings.get(folder)
         if cached is None:
+            # a folder reached through a symlink ("train/" -> elsewhere): its files may also be listed
+            # under another path, which read_dataset then checks for
+            self.through_links |= os.path.realpath(folder) != os.path.abspath(folder)
             try:
                 with os.scandir(folder) as it:
                     entries = {e.name: e for e in it}
@@ -305,9 +310,11 @@ class _FileIndex:
 def _check_file(path: str, entry: os.DirEntry, skips: Skips, follow_symlinks: bool) -> bool:
     """True when ``path`` is a non-empty regular image file; otherwise count why not."""
     try:
-        if entry.is_symlink() and not follow_symlinks:
-            skips.add("symlink not followed", path)
-            return False
+        if entry.is_symlink():
+            if not follow_symlinks:
+                skips.add("symlink not followed", path)
+                return False
+            skips.links += 1
         st = entry.stat()
     except OSError as exc:
         skips.add(oserror_reason(exc), path)
