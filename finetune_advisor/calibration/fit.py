@@ -26,13 +26,14 @@ import numpy as np
 
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, CalibratedRule
+from ..heuristics.schedule import split_schedule
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # Candidate families: "constant" (one rate), or "linear:<predictor>" (a line in one predictor).
 FAMILY_PREDICTORS = ("similarity", "log10_finder_lr", "log10_valley_lr", "log10_images_per_class",
-                     "logme", "probe_accuracy")
+                     "log10_classes", "log10_images", "logme", "probe_accuracy")
 INTERCEPT_STEP = 0.05            # log10 lr resolution of the grid search
 # The fit scores a rate by its regret averaged over these offsets (decades): a user's dataset
 # has its optimum somewhere near the fitted rate, not exactly on it, so a broad plateau beats a
@@ -96,9 +97,22 @@ class Curves:
                       {k: v for k, v in self.best.items() if k in keep},
                       {k: v for k, v in self.n_seeds.items() if k in keep})
 
-    def rate_range(self) -> tuple[float, float]:
-        all_rates = np.concatenate(list(self.rates.values()))
+    def rate_range(self, arm: str | None = None) -> tuple[float, float]:
+        """The lowest and highest rate the sweep ran (in ``arm`` only, when given)."""
+        all_rates = np.concatenate([v for k, v in self.rates.items() if arm is None or k[1] == arm])
         return float(all_rates.min()), float(all_rates.max())
+
+    @property
+    def arms(self) -> list[str]:
+        """The arms with a curve, in :data:`ARMS` order, each under the fixed epochs before its
+        step-rule schedules (``"all_half"``, ``"all_half:steps32"``, ...)."""
+        names = {k[1] for k in self.rates}
+        order = list(ARMS)
+
+        def key(arm: str) -> tuple[int, int]:
+            base, steps = split_schedule(arm)
+            return order.index(base) if base in order else len(order), 0 if steps is None else steps.steps
+        return sorted((a for a in names if split_schedule(a)[0] in ARMS), key=key)
 
 
 @dataclass(frozen=True)
@@ -141,9 +155,7 @@ def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]
     datasets = curves.datasets
     if not datasets:
         raise ConfigError("no datasets to fit a calibration on")
-    lo, hi = curves.rate_range()
-    intercepts = np.arange(lo, hi + 1e-9, INTERCEPT_STEP)
-    arms = [a for a in (arms or ARMS) if any((d, a) in curves.rates for d in datasets)]
+    arms = [a for a in (arms or curves.arms) if any((d, a) in curves.rates for d in datasets)]
     if predictor == "none":
         x = np.zeros(len(datasets))
         center, scale, slopes = 0.0, 1.0, (0.0,)
@@ -152,8 +164,11 @@ def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]
         center, scale = float(x.mean()), float(x.std()) or 1.0
         slopes = SLOPES
     z = (x - center) / scale
-    best: tuple[float, str, float, float] | None = None
+    best: tuple[float, str, float, float, float, float] | None = None
     for arm in arms:
+        # an arm's rates stay within those it ran (a schedule sweep runs the head alone at one rate)
+        lo, hi = curves.rate_range(arm)
+        intercepts = np.arange(lo, hi + 1e-9, INTERCEPT_STEP)
         for b in slopes:
             # rates per (intercept, dataset); regret per dataset read off its curve
             centre_rates = intercepts[:, None] + b * z[None, :]
@@ -168,12 +183,14 @@ def fit_family(curves: Curves, features: Mapping[str, Mapping[str, float | None]
             mean = regret.mean(axis=1)
             i = int(np.argmin(mean))
             # ties: prefer the flatter line (fewer effective parameters)
-            cand = (float(mean[i]) + 1e-9 * abs(b), arm, float(intercepts[i]), float(b))
+            cand = (float(mean[i]) + 1e-9 * abs(b), arm, float(intercepts[i]), float(b), lo, hi)
             if best is None or cand < best:
                 best = cand
-    _, arm, a, b = best
-    rule = CalibratedRule(arm=arm, intercept=round(a, 4), predictor=predictor, slope=round(b / scale, 6),
-                          center=round(center, 6), log10_lr_min=lo, log10_lr_max=hi)
+    _, arm, a, b, lo, hi = best
+    base, steps = split_schedule(arm)
+    rule = CalibratedRule(arm=base, intercept=round(a, 4), predictor=predictor, slope=round(b / scale, 6),
+                          center=round(center, 6), log10_lr_min=lo, log10_lr_max=hi,
+                          steps=None if steps is None else steps.steps)
     regrets = {d: curves.regret(d, arm, rule.log10_lr(None if predictor == "none" else features[d][predictor]))
                for d in datasets}
     return FamilyFit(family, rule, float(np.mean(list(regrets.values()))), regrets)
@@ -220,36 +237,59 @@ class LeaveOneOut:
 
 
 def leave_one_out(curves: Curves, features: Mapping[str, Mapping[str, float | None]],
-                  candidate_families: Sequence[str] | None = None) -> LeaveOneOut:
-    """Fit each family without each dataset, and score it on that dataset."""
+                  candidate_families: Sequence[str] | None = None, *, groups: Mapping[str, str] | None = None,
+                  arms: Sequence[str] | None = None) -> LeaveOneOut:
+    """Fit each family without each dataset, and score it on that dataset.
+
+    ``groups`` maps a dataset to the group left out with it: the sizes of one dataset
+    (``pets@10``, ``pets@30``, ``pets@100``: ``bench.base_name``) leave together, so a size
+    never leaks into the fit that is scored on another. ``arms`` limits the fit to those arms
+    (e.g. the fixed-epoch ones, to judge a schedule against them).
+
+    >>> import pandas as pd
+    >>> ev = pd.DataFrame({"dataset": ["a@10"] * 2 + ["a@100"] * 2 + ["b@10"] * 2, "arm": "all_half",
+    ...                    "log10_lr": [-3.0, -2.0] * 3, "score": [0.5, 0.9, 0.6, 0.8, 0.9, 0.5]})
+    >>> loo = leave_one_out(Curves.from_evidence(ev), {}, ["constant"], groups={"a@10": "a", "a@100": "a", "b@10": "b"})
+    >>> {d: round(r, 2) for d, r in loo.regrets["constant"].items()}   # a's sizes by b's rule (-3), b by a's (-2)
+    {'a@10': 0.4, 'a@100': 0.2, 'b@10': 0.4}
+    """
     candidate_families = list(candidate_families or families(features))
+    groups = groups or {d: d for d in curves.datasets}
     regrets: dict[str, dict[str, float]] = {f: {} for f in candidate_families}
     rules: dict[str, dict[str, CalibratedRule]] = {f: {} for f in candidate_families}
-    for held_out in curves.datasets:
-        rest = [d for d in curves.datasets if d != held_out]
+    for group in sorted({groups.get(d, d) for d in curves.datasets}):
+        held_out = [d for d in curves.datasets if groups.get(d, d) == group]
+        rest = [d for d in curves.datasets if groups.get(d, d) != group]
         if not rest:
             continue
         sub = curves.subset(rest)
         for fam in candidate_families:
-            fit = fit_family(sub, features, fam)
-            x = None if fit.rule.predictor == "none" else features[held_out][fit.rule.predictor]
-            regrets[fam][held_out] = curves.regret(held_out, fit.rule.arm, fit.rule.log10_lr(x))
-            rules[fam][held_out] = fit.rule
+            fit = fit_family(sub, features, fam, arms=arms)
+            for d in held_out:
+                x = None if fit.rule.predictor == "none" else features[d][fit.rule.predictor]
+                regrets[fam][d] = curves.regret(d, fit.rule.sweep_arm, fit.rule.log10_lr(x))
+                rules[fam][d] = fit.rule
     return LeaveOneOut(regrets, rules)
 
 
 def kendall_taus(curves: Curves, features: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, Any]]:
     """Kendall's tau between each predictor and (a) each dataset's best log10 rate, (b) its
-    fine-tune gain (best whole-network metric minus best head-only metric)."""
+    fine-tune gain (best whole-network metric minus best head-only metric), and, where the sweep
+    has step-rule schedules, (c) their gain (best step-rule metric minus best fixed-epoch one)."""
     from scipy.stats import kendalltau
 
-    targets: dict[str, dict[str, float]] = {"best_log10_lr": {}, "fine_tune_gain": {}}
+    targets: dict[str, dict[str, float]] = {"best_log10_lr": {}, "fine_tune_gain": {}, "steps_gain": {}}
     for d in curves.datasets:
         targets["best_log10_lr"][d] = curves.best_cell(d)[1]
-        head = curves.scores.get((d, "head_only"))
-        whole = [curves.scores[(d, a)].max() for a in ARMS if a != "head_only" and (d, a) in curves.scores]
-        if head is not None and whole:
-            targets["fine_tune_gain"][d] = float(max(whole) - head.max())
+        best_of = {a: float(curves.scores[(d, a)].max()) for a in curves.arms if (d, a) in curves.scores}
+        head = [v for a, v in best_of.items() if split_schedule(a)[0] == "head_only"]
+        whole = [v for a, v in best_of.items() if split_schedule(a)[0] != "head_only"]
+        if head and whole:
+            targets["fine_tune_gain"][d] = max(whole) - max(head)
+        stepped = [v for a, v in best_of.items() if split_schedule(a)[1] is not None]
+        fixed = [v for a, v in best_of.items() if split_schedule(a)[1] is None]
+        if stepped and fixed:
+            targets["steps_gain"][d] = max(stepped) - max(fixed)
     out: dict[str, dict[str, Any]] = {}
     for p in FAMILY_PREDICTORS:
         for name, target in targets.items():

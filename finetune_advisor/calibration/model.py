@@ -62,7 +62,10 @@ class Calibration:
         to = self.provenance.get("transferred_to")
         return (f"calibrated on {self.n_datasets} datasets, backbone {self.backbone}, profile {self.profile}"
                 + (f", {self.provenance['n_trials']} trials" if self.provenance.get("n_trials") else "")
-                + (f"; transferred to {to['backbone']} at {to['profile']}, which have none" if to else ""))
+                + _schedule_evidence(self.provenance.get("schedule_evidence"))
+                + (f"; transferred to {to['backbone']} at {to['profile']}, which have none" if to else "")
+                + (f" (transferred from the {self.profile} calibration, not validated at {to['profile']})"
+                   if to and to["profile"] != self.profile else ""))
 
     def transferred(self, backbone: str, profile: str) -> "Calibration":
         """This calibration used for a backbone and profile it was not fitted for (its rule unchanged)."""
@@ -100,6 +103,9 @@ class Calibration:
         cap = sched.get("max_images_per_class")     # the sweep trained on at most this many a class
         if cap:
             logs = [min(v, math.log10(cap)) for v in logs]
+        sized = (self.provenance.get("schedule_evidence") or {}).get("images_per_class")
+        if sized:                                   # the schedule sweep's sizes (with_schedule) count too
+            logs += [math.log10(float(v)) for v in sized]
         rule = sched.get("schedule_rule") or (f"fixed: {sched['head_epochs']} + {sched['unfrozen_epochs']} epochs"
                                               if "head_epochs" in sched else None)
         return {"backbone": self.backbone, "profile": self.profile, "image_size": sched.get("image_size"),
@@ -124,6 +130,49 @@ class Calibration:
             return None
         return (f"this dataset has a median {median_images_per_class:g} images a class; the calibration measured "
                 f"{low:g} to {high:g}: its advice is extrapolated")
+
+    def with_schedule(self, fitted: "Calibration", *, tolerance: float = 0.1) -> "Calibration":
+        """This calibration with the schedule a schedule sweep chose (``fitted``, from
+        ``calibrate`` on ``bench run --grid schedule --sizes``), when that sweep chose the same
+        depth arm and a rate within ``tolerance`` decades: the rate keeps this calibration's
+        evidence (its band, runner-up and portfolio), the schedule and the sizes it holds for
+        come from ``fitted``, whose evidence is kept in ``provenance["schedule_evidence"]``.
+
+        >>> base = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", schedule={"head_epochs": 2})
+        >>> sized = Calibration(CalibratedRule("all_half", -2.5, steps=32), "r50", "cpu", provenance={
+        ...     "studies": ["sched"], "per_dataset": {"a@10": {"predictors": {"log10_images_per_class": 1.0}}}})
+        >>> both = base.with_schedule(sized)
+        >>> both.rule.steps, both.schedule["schedule_rule"], both.holds_for()["images_per_class"]
+        (32, '32 optimiser steps a phase (1 to 30 epochs)', [10.0, 10.0])
+        >>> base.with_schedule(Calibration(CalibratedRule("all_half", -2.0, steps=32), "r50", "cpu"))
+        Traceback (most recent call last):
+        ...
+        finetune_advisor.exceptions.CalibrationError: the schedule sweep's rate (all_half at 10^-2.00) is not this calibration's (all_half at 10^-2.50): refit the rate on it instead of combining
+        """
+        mine, theirs = self.rule, fitted.rule
+        if (mine.arm != theirs.arm or mine.predictor != theirs.predictor
+                or abs(mine.intercept - theirs.intercept) > tolerance + 1e-9):
+            raise CalibrationError(f"the schedule sweep's rate ({theirs.arm} at 10^{theirs.intercept:.2f}) is not "
+                                   f"this calibration's ({mine.arm} at 10^{mine.intercept:.2f}): refit the rate on "
+                                   f"it instead of combining")
+        if fitted.backbone != self.backbone or fitted.profile != self.profile:
+            raise CalibrationError(f"the schedule sweep is for {fitted.backbone} at {fitted.profile}, this "
+                                   f"calibration for {self.backbone} at {self.profile}")
+        p = fitted.provenance
+        sizes = sorted({round(10 ** v, 1) for d in (p.get("per_dataset") or {}).values()
+                        if (v := ((d or {}).get("predictors") or {}).get("log10_images_per_class")) is not None})
+        evidence = {"studies": p.get("studies"), "storage": p.get("storage"), "family": fitted.family,
+                    "rule": theirs.to_dict(), "datasets": p.get("datasets"), "n_trials": p.get("n_trials"),
+                    "images_per_class": sizes[:1] + sizes[-1:], "schedule_choice": p.get("schedule_choice"),
+                    "loo_mean_regret": p.get("loo_mean_regret"), "kendall_tau": p.get("kendall_tau"),
+                    "created": p.get("created")}
+        schedule = {**self.schedule}
+        if theirs.steps is None:
+            schedule.pop("schedule_rule", None)
+        else:
+            schedule["schedule_rule"] = theirs.describe_schedule()
+        return replace(self, rule=replace(mine, steps=theirs.steps), schedule=schedule,
+                       provenance={**self.provenance, "schedule_evidence": evidence})
 
     def rate_band(self, finder_lr: float | None = None) -> tuple["RateBand | None", str | None]:
         """``(band, None)`` from the calibration's sensitivity table, or ``(None, why)`` when it has
@@ -237,6 +286,14 @@ class Calibration:
         except json.JSONDecodeError as exc:
             raise CalibrationError(f"the calibration {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=str(path))
+
+
+def _schedule_evidence(evidence: Mapping[str, Any] | None) -> str:
+    if not evidence:
+        return ""
+    span = evidence.get("images_per_class") or []
+    sizes = f" at {span[0]:g} to {span[-1]:g} images a class" if span else ""
+    return f"; schedule fitted on {len(evidence.get('datasets') or ())} tasks{sizes} ({', '.join(evidence.get('studies') or ())})"
 
 
 def shipped_calibrations() -> list[Calibration]:

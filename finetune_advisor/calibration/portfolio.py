@@ -34,8 +34,9 @@ Cell = tuple[str, float]    # (arm, log10 lr)
 
 
 def rule_cell(rule: CalibratedRule, features: Mapping[str, float | None]) -> Cell:
-    """The rule's (arm, log10 lr) on a dataset with these predictor values."""
-    return rule.arm, rule.log10_lr(None if rule.predictor == "none" else features[rule.predictor])
+    """The rule's (arm as the sweep names it, with its schedule; log10 lr) on a dataset with these
+    predictor values."""
+    return rule.sweep_arm, rule.log10_lr(None if rule.predictor == "none" else features.get(rule.predictor))
 
 
 def best_of_regret(curves: Curves, dataset: str, cells: Sequence[Cell]) -> float:

@@ -65,7 +65,7 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
     for d in datasets:
         r = loo_rules[d]
         x = (features.get(d) or {}).get(r.predictor) if r.predictor != "none" else None
-        at[d] = (r.arm, r.log10_lr(x))
+        at[d] = (r.sweep_arm, r.log10_lr(x))
 
     def loss(d: str, offset: float, arm: str | None = None) -> float:
         own_arm, rate = at[d]
@@ -83,9 +83,11 @@ def sensitivity(curves: Curves, loo_rules: Mapping[str, CalibratedRule],
     n_within = sum(all(loss(d, k) <= WITHIN + 1e-9 for k in inside) for d in datasets)
     placed = rule or loo_rules[datasets[0]]
     centre, arm = placed.log10_lr(None), placed.arm
+    schedule = placed.sweep_arm[len(placed.arm):]      # the other depth arms under the rule's schedule
     ratios = {}
     for other, (depth, ratio) in ARMS.items():
-        row = _stats({d: loss(d, 0.0, other) for d in datasets}) if depth == "all" and ratio is not None else None
+        row = (_stats({d: loss(d, 0.0, other + schedule) for d in datasets}) if depth == "all" and ratio is not None
+               else None)
         if row is not None:                      # an arm the sweep did not run has no row
             ratios[other] = {"ratio": ratio, **row}
     out: dict[str, Any] = {

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..bench import REFERENCE_DATASETS, open_study, results_table
+from ..bench.datasets import base_name
 from ..bench.grid import CALIBRATION_PREFIX
 from ..bench.storage import read_baselines, read_datasets
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
+from ..heuristics.schedule import split_schedule
 from .expectation import expectation_fit
 from .fit import FAMILY_PREDICTORS, Curves, families, fit_family, kendall_taus, leave_one_out
 from .measure import measure_predictors, read_measured, with_measured
@@ -64,15 +66,17 @@ def sweep_evidence(studies: Sequence[Any]) -> tuple["pd.DataFrame", dict[str, di
             score = rows["roc_auc_macro"] if cfg.multi_label else rows["metric"]
             fastai = anchor[anchor["dataset"] == ds]
             if not fastai.empty:       # fastai's fine_tune, scored the same way: what its defaults lose
-                info.setdefault("fastai_fine_tune", {})[ds] = float(
-                    (fastai["roc_auc_macro"] if cfg.multi_label else fastai["metric"]).astype(float).mean())
+                fastai_score = (fastai["roc_auc_macro"] if cfg.multi_label else fastai["metric"]).astype(float)
+                info.setdefault("fastai_fine_tune", {})[ds] = float(fastai_score.mean())
+                info.setdefault("fastai_fine_tune_seeds", {})[ds] = {
+                    int(seed): float(v) for seed, v in zip(fastai["seed"], fastai_score) if math.isfinite(v)}
             frames.append(pd.DataFrame({"dataset": ds, "arm": rows["parameter"].str[len(CALIBRATION_PREFIX):],
                                         "log10_lr": rows["value"].astype(float), "seed": rows["seed"],
                                         "score": score.astype(float)}))
             info["n_trials"] += int(rows["same_as"].isna().sum())
     evidence = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["dataset", "arm", "log10_lr", "seed", "score"])
-    evidence = evidence[evidence["arm"].isin(list(ARMS))]
+    evidence = evidence[evidence["arm"].map(lambda a: split_schedule(a)[0] in ARMS)]   # schedule arms kept
     features = {d: f for d, f in features.items() if d in set(evidence["dataset"])}
     return evidence, features, info
 
@@ -136,14 +140,34 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     curves = Curves.from_evidence(evidence)
     numeric = {d: {p: v for p, v in f.items() if p in FAMILY_PREDICTORS} for d, f in features.items()}
     candidates = families(numeric)
-    loo = leave_one_out(curves, numeric, candidates)
+    # the sizes of one dataset leave together (pets@10, pets@30, pets@100), so none leaks into its own fit
+    groups = {d: base_name(d) for d in curves.datasets}
+    loo = leave_one_out(curves, numeric, candidates, groups=groups)
     family = loo.best_family()
-    fit = fit_family(curves, numeric, family)
+    fixed_arms = [a for a in curves.arms if split_schedule(a)[1] is None]
+    schedule_choice = None
+    if len(fixed_arms) < len(curves.arms):
+        # a step-rule schedule ships only if it beats the fixed epochs leave-one-out
+        loo_fixed = leave_one_out(curves, numeric, candidates, groups=groups, arms=fixed_arms)
+        fixed_family = loo_fixed.best_family()
+        stepped = fit_family(curves, numeric, family).rule.steps is not None
+        keep_steps = stepped and loo.mean(family) < loo_fixed.mean(fixed_family)
+        schedule_choice = {"with_step_rule": {"family": family, "loo_mean_regret": round(loo.mean(family), 4),
+                                              "standard_error": round(loo.standard_error(family), 4)},
+                           "fixed_epochs_only": {"family": fixed_family,
+                                                 "loo_mean_regret": round(loo_fixed.mean(fixed_family), 4),
+                                                 "standard_error": round(loo_fixed.standard_error(fixed_family), 4)},
+                           "chosen": "step rule" if keep_steps else "fixed epochs"}
+        if not keep_steps:
+            loo, family = loo_fixed, fixed_family
+    fit = fit_family(curves, numeric, family, arms=None if schedule_choice is None
+                     or schedule_choice["chosen"] == "step rule" else fixed_arms)
     portfolio = greedy_portfolio(curves, {d: rule_cell(fit.rule, numeric[d]) for d in curves.datasets})
     loo_portfolios, portfolio_loo = leave_one_out_portfolios(curves, loo.rules[family], numeric)
     per_dataset = {d: {"best_cell": dict(zip(("arm", "log10_lr"), curves.best_cell(d))),
                        "best_score": round(curves.best[d], 4), "fit_regret": round(fit.regrets[d], 4),
                        "loo_regret": round(loo.regrets[family][d], 4), "n_seeds": int(curves.n_seeds.get(d, 0)),
+                       "loo_cell": list(rule_cell(loo.rules[family][d], numeric[d])), "group": groups[d],
                        "loo_portfolio": [[arm, rate] for arm, rate in loo_portfolios[d]],
                        "multi_label": bool(features[d].get("multi_label")),
                        "predictors": {p: (None if v is None or not math.isfinite(v) else round(v, 4))
@@ -166,9 +190,14 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
                                    rule=fit.rule, portfolio=portfolio, portfolio_loo=portfolio_loo),
         "source": f"calibrate {' '.join(info['studies'])}",
     }
+    if schedule_choice is not None:
+        provenance["schedule_choice"] = schedule_choice
     config_profile = str((info.get("schedule") or {}).get("config_profile", profile_name.split("+")[0]))
+    schedule = dict(info.get("schedule") or {})
+    if fit.rule.steps is not None:
+        schedule["schedule_rule"] = fit.rule.describe_schedule()
     return Calibration(rule=fit.rule, backbone=backbone, profile=config_profile,
-                       schedule=info.get("schedule") or {}, family=family, provenance=provenance,
+                       schedule=schedule, family=family, provenance=provenance,
                        portfolio=tuple(portfolio))
 
 

@@ -13,6 +13,7 @@ from ..study import SIMILARITY_THRESHOLD
 from .rules import (_profile, augmentation, batch_size, beta2, choose_architecture, dropout, fine_tune_plan,
                     head_epochs, head_size, image_size, learning_rates, multi_label, validation_split, weight_decay)
 from .policies import POLICIES, CalibratedRule, calibrated_plan
+from .schedule import n_train_images
 from .warnings import lr_finder_warnings, warnings_for
 
 if TYPE_CHECKING:
@@ -93,7 +94,9 @@ def recommend_config(profile: "DatasetProfile", *,
         if rule is None:
             raise ConfigError("policy 'calibrated' needs a calibrated rule",
                               hint="load a calibration (finetune_advisor.calibration) or use policy='study'")
-        d.update(calibrated_plan(meas, rule, profile_name=profile_name, evidence=evidence))
+        d.update(calibrated_plan(meas, rule, profile_name=profile_name, evidence=evidence,
+                                 n_train=training_images(profile, profile_name, d["valid_pct"].value),
+                                 batch_size=d["batch_size"].value))
         meas = meas.replace(policy=policy, alternatives={"study": {k: v.value for k, v in study.items()}})
     elif policy == "study":
         d.update(study)
@@ -115,6 +118,20 @@ def recommend_config(profile: "DatasetProfile", *,
                   measurements=meas,
                   warnings=warnings_for(profile, similarity, far, threshold=threshold,
                                            policy=meas.policy or "study") + lr_warnings)
+
+
+def training_images(profile: "DatasetProfile", profile_name: str, valid_pct: float) -> int:
+    """Images a training run steps through an epoch: each class capped at the profile's
+    ``max_images_per_class``, less the validation split (the layout's own, or ``valid_pct``).
+
+    >>> training_images(make_profile({"a": 300, "b": 50}), "cpu", 0.2)     # 200 + 50 capped, 20% held out
+    200
+    """
+    cap = _profile(profile_name).get("max_images_per_class")
+    counts = [min(int(c), cap) if cap else int(c) for c in profile.images_per_class.values()]
+    if profile.n_valid:           # the layout names its validation images; the rest trains
+        return max(1, sum(counts) - min(int(profile.n_valid), sum(counts) - 1))
+    return n_train_images(sum(counts), valid_pct)
 
 
 def _profile_decision(name: str) -> Decision:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ..backbones import FALLBACK_BACKBONE, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, Backbone
 from ..config import Config
-from ..data import Dataset, Item, load_image
+from ..data import UNDECODABLE_IMAGE, Dataset, Item, format_skips, load_image
 from ..data.sampling import stratified_indices
 from ..data.splits import split_role
 from ..exceptions import ConfigError, DatasetError
@@ -143,7 +143,7 @@ def prepare_items(dataset: Dataset, spec: LearnerSpec, *, seed: int, cap: int | 
     if verify:
         items, bad = _readable(items, spec.image_size)
         if bad:
-            log.warning("skipped %d unreadable image(s), e.g. %s", len(bad), bad[0])
+            log.warning("%s, e.g. %s", format_skips({UNDECODABLE_IMAGE: len(bad)}), bad[0])
         if not items:
             raise DatasetError(f"none of the {len(bad)} selected images could be decoded, e.g. {bad[0]}",
                                path=dataset.root, hint="check the image files (corrupt or unsupported format)")
@@ -169,7 +169,8 @@ def prepare_items(dataset: Dataset, spec: LearnerSpec, *, seed: int, cap: int | 
 def build_dataloaders(dataset: Dataset, spec: LearnerSpec | Config, *, seed: int = 0, num_workers: int = 0,
                       max_images_per_class: int | None = None, backbone: Backbone | None = None,
                       stats: tuple[Sequence[float], Sequence[float]] | None = None,
-                      verify: bool = True) -> "DataLoaders":
+                      verify: bool = True, preloaded: Mapping[Path, Any] | None = None,
+                      device: Any = None) -> "DataLoaders":
     """Build fastai ``DataLoaders`` for ``dataset`` as ``spec`` says.
 
     Parameters
@@ -198,6 +199,12 @@ def build_dataloaders(dataset: Dataset, spec: LearnerSpec | Config, *, seed: int
     verify : bool, default=True
         Decode every selected image once first and drop unreadable ones (their paths are in
         ``dls.unreadable``), so a corrupt file cannot stop training mid-epoch.
+    preloaded : mapping, optional
+        Item path -> its image already decoded and resized to ``image_size`` (a ``uint8``
+        CHW tensor, e.g. on the GPU; :class:`~finetune_advisor.learner.transforms.Preloaded`):
+        no file is read while training, and ``verify`` is skipped.
+    device : torch device, optional
+        Where the loaders put batches (fastai's default: the GPU when there is one).
 
     Returns
     -------
@@ -232,7 +239,7 @@ def build_dataloaders(dataset: Dataset, spec: LearnerSpec | Config, *, seed: int
     from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
     from fastai.vision.augment import Resize, ResizeMethod, aug_transforms
 
-    from .transforms import GaussianNoise, LoadRGB
+    from .transforms import GaussianNoise, LoadRGB, Preloaded
 
     spec = as_spec(spec)
     if spec.batch_size < 2:
@@ -240,7 +247,8 @@ def build_dataloaders(dataset: Dataset, spec: LearnerSpec | Config, *, seed: int
                           f"needs at least 2 images per batch", hint="use batch_size >= 2")
     multi = bool(dataset.multi_label or spec.multi_label)
     cap = spec.max_images_per_class if max_images_per_class is None else max_images_per_class
-    items, valid_idx, bad = prepare_items(dataset, spec, seed=seed, cap=cap, multi_label=multi, verify=verify)
+    items, valid_idx, bad = prepare_items(dataset, spec, seed=seed, cap=cap, multi_label=multi,
+                                          verify=verify and preloaded is None)
     n_train = len(items) - len(valid_idx)
     bs = min(spec.batch_size, n_train)
 
@@ -259,17 +267,18 @@ def build_dataloaders(dataset: Dataset, spec: LearnerSpec | Config, *, seed: int
         batch_tfms.append(GaussianNoise(aug.noise_std))
     batch_tfms.append(Normalize.from_stats(mean, std))
 
-    image_block = TransformBlock(type_tfms=LoadRGB(spec.image_size), batch_tfms=IntToFloatTensor)
+    image_block = TransformBlock(type_tfms=LoadRGB(spec.image_size) if preloaded is None else Preloaded(preloaded),
+                                 batch_tfms=IntToFloatTensor)
     if multi:
         y_block, get_y = MultiCategoryBlock(vocab=list(dataset.classes)), all_labels
     else:
         y_block, get_y = CategoryBlock(vocab=list(dataset.classes)), first_label
     block = DataBlock(blocks=(image_block, y_block), get_items=items_of, get_y=get_y,
                       splitter=IndexSplitter(valid_idx),
-                      item_tfms=Resize(spec.image_size, method=ResizeMethod.Squish),
+                      item_tfms=Resize(spec.image_size, method=ResizeMethod.Squish) if preloaded is None else None,
                       batch_tfms=batch_tfms)
     dls = block.dataloaders(items, path=Path(dataset.root), bs=bs, val_bs=bs, num_workers=num_workers,
-                            drop_last=n_train >= bs, verbose=False)
+                            drop_last=n_train >= bs, verbose=False, **({} if device is None else {"device": device}))
     dls.unreadable = tuple(bad)
     dls.fixed_split = _has_fixed_split(items)
     dls.max_images_per_class = cap

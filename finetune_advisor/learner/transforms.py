@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..data import Item, load_image
 
-__all__ = ["LoadRGB", "GaussianNoise"]
+__all__ = ["LoadRGB", "Preloaded", "GaussianNoise"]
 
 
 class LoadRGB(Transform):
@@ -41,6 +41,19 @@ class LoadRGB(Transform):
             return PILImage(o.convert("RGB"))
         img = PILImage.create(o)         # arrays, tensors, bytes
         return img if img.mode == "RGB" else PILImage(img.convert("RGB"))
+
+
+class Preloaded(Transform):
+    """Type transform: an :class:`Item` -> its image, decoded and resized once ahead of training
+    and kept as a ``uint8`` CHW tensor (on the GPU: no per-image decoding in the loop). Not for
+    an exported learner: it would pickle every tensor."""
+
+    def __init__(self, tensors):
+        super().__init__()
+        self.tensors = tensors           # Item path -> uint8 tensor (3, H, W)
+
+    def encodes(self, o: Item):
+        return TensorImage(self.tensors[o.path])
 
 
 class GaussianNoise(Transform):

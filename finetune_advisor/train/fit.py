@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .._progress import fastai_ticker, is_terminal, progress_to_stderr
 from ..backbones import Backbone, create_backbone
 from ..config import Config
-from ..data import Dataset, read_dataset
+from ..data import UNDECODABLE_IMAGE, Dataset, format_skips, read_dataset
 from ..learner import LearnerSpec, build_dataloaders, build_learner
 from .baseline import macro_roc_auc, majority_baseline
 from .result import FROZEN, UNFROZEN, TrainResult
@@ -43,7 +43,8 @@ def _group_lrs(lr: float | slice, n_groups: int) -> list[float]:
 def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
           out_dir: str | os.PathLike | None = None, seed: int = 0, backbone: Backbone | None = None,
           weights=None, num_workers: int = 0, progress: bool = True,
-          max_images_per_class: int | None = None, callbacks: Sequence = ()) -> TrainResult:
+          max_images_per_class: int | None = None, callbacks: Sequence = (),
+          dls: "DataLoaders | None" = None) -> TrainResult:
     """Fine-tune as ``config`` says and measure it.
 
     Phase 1 (``"frozen"``): ``fit_one_cycle(head_epochs, config.lr)`` with the body frozen.
@@ -80,6 +81,10 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
         Added to both phases' ``fit_one_cycle`` (the same instances, so one can count epochs
         across phases; e.g. :class:`finetune_advisor.tune.pruning.PruningCallback`). An exception
         one raises ends the run and propagates.
+    dls : fastai DataLoaders, optional
+        Loaders built elsewhere over ``dataset``'s items (``benchmarks/gpu_fidelity.py`` keeps
+        decoded tensors on the GPU); default :func:`~finetune_advisor.learner.build_dataloaders`.
+        Their datasets' ``items`` are the training and validation :class:`Item` s.
 
     Returns
     -------
@@ -110,10 +115,11 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
         backbone = create_backbone(config.backbone, weights=weights, fallback=True)
     notes.extend(backbone.notes)
     set_seed(seed, reproducible=True)
-    dls = build_dataloaders(dataset, spec, seed=seed, num_workers=num_workers,
-                            max_images_per_class=max_images_per_class, backbone=backbone)
-    if dls.unreadable:
-        notes.append(f"skipped {len(dls.unreadable)} unreadable image(s), e.g. {dls.unreadable[0]}")
+    if dls is None:
+        dls = build_dataloaders(dataset, spec, seed=seed, num_workers=num_workers,
+                                max_images_per_class=max_images_per_class, backbone=backbone)
+    if getattr(dls, "unreadable", None):
+        notes.append(f"{format_skips({UNDECODABLE_IMAGE: len(dls.unreadable)})}, e.g. {dls.unreadable[0]}")
     learn = build_learner(spec, dataset, backbone=backbone, dls=dls, seed=seed, path=out_dir)
 
     train_items, valid_items = list(dls.train_ds.items), list(dls.valid_ds.items)
@@ -156,8 +162,8 @@ def train(config: Config, dataset_or_path: Dataset | str | os.PathLike, *,
 
     result = TrainResult(config=config, history=history, final_metrics=final, baseline=baseline,
                          wall_time_s=0.0, backbone=backbone.name, n_train=len(train_items),
-                         n_valid=len(valid_items), n_unreadable=len(dls.unreadable),
-                         unreadable=tuple(dls.unreadable), seed=seed, notes=notes, learner=learn)
+                         n_valid=len(valid_items), n_unreadable=len(getattr(dls, "unreadable", ())),
+                         unreadable=tuple(getattr(dls, "unreadable", ())), seed=seed, notes=notes, learner=learn)
     if out_dir is not None:
         write_run(result, learn, Path(out_dir))
     result.wall_time_s = time.perf_counter() - t_start

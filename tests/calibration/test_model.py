@@ -86,7 +86,8 @@ def test_the_nearest_shipped_calibration_is_transferred_and_says_so(monkeypatch,
     moved = nearest_calibration("resnet50", "paper")
     assert moved.rule == CalibratedRule("all_half", -2.5)                       # the rule itself unchanged
     assert moved.evidence() == ("calibrated on 3 datasets, backbone resnet50_keras_v1, profile cpu; "
-                                "transferred to resnet50 at paper, which have none")
+                                "transferred to resnet50 at paper, which have none (transferred from the cpu "
+                                "calibration, not validated at paper)")
 
 
 def test_resolve_policy_transfers_to_pretrained_backbones_only(monkeypatch, tmp_path):

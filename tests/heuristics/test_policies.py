@@ -64,3 +64,41 @@ def test_calibrated_policy_needs_a_rule_and_a_known_name():
         h.recommend_config(PROFILE, policy="bold")
     with pytest.raises(ConfigError, match="unknown arm"):
         CalibratedRule("half", -2.0)
+
+
+def test_a_step_rule_sizes_each_phase_from_the_training_set():
+    rule = CalibratedRule("all_half", intercept=-2.5, steps=32)
+    small = h.recommend_config(h.make_profile({"a": 10, "b": 10}), policy="calibrated", rule=rule, evidence="e")
+    n_train = h.compose.training_images(h.make_profile({"a": 10, "b": 10}), "cpu", small.valid_pct)
+    per_epoch = h.steps_per_epoch(n_train, small.batch_size)
+    assert small.head_epochs == small.unfrozen_epochs == -(-32 // per_epoch) > 2
+    assert "32 optimiser steps a phase" in small.reasons["head_epochs"]
+    assert f"{per_epoch} steps an epoch" in small.reasons["unfrozen_epochs"]
+    # a large set needs fewer than the profile's epochs for 32 steps: the profile's 2 + 2 are the floor
+    large = h.recommend_config(h.make_profile({f"c{i}": 5000 for i in range(50)}), policy="calibrated", rule=rule,
+                               evidence="e")
+    assert (large.head_epochs, large.unfrozen_epochs) == (2, 2)
+    assert "never fewer than profile 'cpu''s 2" in large.reasons["head_epochs"]
+    # the head alone spends both phases' steps on the head
+    head = h.recommend_config(h.make_profile({"a": 10, "b": 10}), policy="calibrated", evidence="e",
+                              rule=CalibratedRule("head_only", intercept=-1.5, steps=32))
+    assert head.unfrozen_epochs == 0 and head.head_epochs == -(-64 // per_epoch)
+
+
+def test_the_step_rule_caps_classes_at_the_profile_and_round_trips():
+    profile = h.make_profile({"a": 1000, "b": 50})
+    assert h.compose.training_images(profile, "cpu", 0.2) == 200     # 200 + 50 capped, 20% held out
+    assert h.compose.training_images(profile, "paper", 0.2) == 840
+    rule = CalibratedRule("all_half", -2.5, steps=32)
+    assert CalibratedRule.from_dict(rule.to_dict()) == rule and rule.sweep_arm == "all_half:steps32"
+    assert "steps" not in CalibratedRule("all_half", -2.5).to_dict()      # older files read the same
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="steps must be a whole number"):
+            CalibratedRule("all_half", -2.5, steps=bad)
+
+
+def test_size_predictors_read_classes_and_images():
+    m = Measurements(n_images=1000, n_classes=10)
+    assert predictor_value("log10_images", m) == pytest.approx(3.0)
+    assert predictor_value("log10_classes", m) == pytest.approx(1.0)
+    assert predictor_value("log10_classes", Measurements()) is None
