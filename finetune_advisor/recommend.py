@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SAMPLE_DATASET = Path(__file__).parent / "resources" / "sample"
 MIN_LR_STEPS = 8  # suggest_lr needs 8 points (the sweep records lr_steps + 1)
 LR_LOSSES = ("valid", "train")
-LR_FINDER_METHODS = ("cached", "full")
+LR_FINDER_METHODS = ("auto", "cached", "full")
 TRANSFER_MAX_ROWS = 1000     # cached features LogME and the linear probe read     # the head on cached features, or the study's full-network test
 # The range test's hints name find_lr's arguments (num_it, start_lr, end_lr); advise sets only
 # lr_steps and lr_loss, so its errors say those (and the CLI's options), never an option it lacks.
@@ -69,10 +69,13 @@ class AdviseOptions:
     ``measurements.lr_finder_failed`` instead of raising. ``policy``: ``"calibrated"`` (default:
     the rule fitted on a calibration sweep for this backbone and profile, from ``calibration`` or
     the ones shipped; without one, the study policy with a warning saying why) or ``"study"``
-    (the published rules exactly). ``lr_finder_method``: ``"cached"`` (default: the body runs
-    once per image and the range test trains the head on the cached features; LogME and a
-    linear probe are measured on the same features) or ``"full"`` (the study's procedure: the
-    range test trains the frozen network end to end).
+    (the published rules exactly). ``lr_finder_method``: ``"cached"`` (the body runs once per
+    image and the range test trains the head on the cached features; LogME and a linear probe
+    are measured on the same features), ``"full"`` (the study's procedure: the range test trains
+    the frozen network end to end) or ``"auto"`` (default: ``full`` for the study policy, whose
+    rules take the finder's pick as the rate, and ``cached`` otherwise). On the shared
+    datasets the cached pick lies 0.4 to 0.7 decades below the full one
+    (``benchmarks/results/lr_finder_stability.txt``), too far for the published rules.
 
     Examples
     --------
@@ -110,7 +113,7 @@ class AdviseOptions:
     progress: bool = True
     policy: str = "calibrated"
     calibration: str | Path | None = None
-    lr_finder_method: str = "cached"
+    lr_finder_method: str = "auto"
     budget: str | None = None       # wall-clock time for training ("15m"): the schedule is shortened to fit
 
     def __post_init__(self):
@@ -137,7 +140,7 @@ class AdviseOptions:
                                    "(--no-lr-finder)")
         if self.budget is not None:
             heuristics.parse_duration(self.budget)          # "15m"; a clear error now, not after the measurements
-            if not (self.lr_finder and self.lr_finder_method == "cached"):
+            if not (self.lr_finder and self.finder_method == "cached"):
                 raise ConfigError("a training budget needs the cached LR range test, whose forward pass over "
                                   "the training images measures this machine's throughput",
                                   hint="drop --no-lr-finder / --lr-finder full, or the training budget")
@@ -150,6 +153,19 @@ class AdviseOptions:
 
     def replace(self, **changes: Any) -> "AdviseOptions":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def finder_method(self) -> str:
+        """The range test run: ``auto`` resolved (the full network's for the study policy).
+
+        >>> AdviseOptions().finder_method, AdviseOptions(policy="study").finder_method
+        ('cached', 'full')
+        >>> AdviseOptions(policy="study", lr_finder_method="cached").finder_method
+        'cached'
+        """
+        if self.lr_finder_method != "auto":
+            return self.lr_finder_method
+        return "full" if self.policy == "study" else "cached"
 
     @property
     def profile_name(self) -> str:
@@ -324,11 +340,15 @@ def with_time_estimate(config: Config, *, n_train: int, n_valid: int, budget_s: 
             schedule = fitted
     seconds = heuristics.TimeModel().seconds(schedule, **rate)
     steps = heuristics.steps_per_epoch(n_train, config.batch_size)
-    note = (f"{steps} steps an epoch ({n_train} training images in batches of {config.batch_size}); "
-            f"training takes about {heuristics.format_duration(seconds)} on this machine")
-    reasons = {**config.reasons, "head_epochs": f"{config.reasons['head_epochs']}; {note}"}
+    took = f"training takes about {heuristics.format_duration(seconds)} on this machine"
+    counted = f"{steps} steps an epoch ({n_train} training images in batches of {config.batch_size}); {took}"
+
+    def noted(field: str) -> str:      # a step rule's reason counts the steps already
+        why = config.reasons[field]
+        return f"{why}; {took}" if f"{steps} steps an epoch" in why else f"{why}; {counted}"
+    reasons = {**config.reasons, "head_epochs": noted("head_epochs")}
     if config.unfrozen_epochs:
-        reasons["unfrozen_epochs"] = f"{config.reasons['unfrozen_epochs']}; {note}"
+        reasons["unfrozen_epochs"] = noted("unfrozen_epochs")
     return dataclasses.replace(config, reasons=reasons, measurements=m.replace(train_time_s=seconds))
 
 
@@ -396,7 +416,7 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         spec = range_test_spec(dataset_profile, opts)
         set_seed(seed, reproducible=True)  # head init and augmentation: same seed, same LR
         try:
-            if opts.lr_finder_method == "cached":
+            if opts.finder_method == "cached":
                 log.info("LR range test on cached %s features (%d px, batch %d)...", bb.name, spec.image_size,
                          spec.batch_size)
                 cache = cache_features(dataset, bb, spec, seed=seed, progress=opts.progress)

@@ -190,6 +190,23 @@ def test_cli_picks_the_thread_count_and_says_so_in_debug(folder, caplog, monkeyp
         torch.set_num_threads(1)
 
 
+def test_a_calibrated_step_rule_sizes_the_epochs_and_says_how_long(folder, tmp_path):
+    from finetune_advisor.calibration import Calibration
+    from finetune_advisor.heuristics.policies import CalibratedRule
+
+    cal = Calibration(CalibratedRule("all_half", -2.5, steps=32), backbone="resnet18-random", profile="cpu",
+                      schedule={"image_size": 64, "schedule_rule": "32 optimiser steps a phase (1 to 30 epochs)"},
+                      family="constant", provenance={"datasets": ["a", "b", "c"], "n_trials": 63})
+    cfg = recommend(folder, calibration=str(cal.save(tmp_path / "steps.json")), **FAST)
+    per_epoch = int(cfg.reasons["head_epochs"].split(" steps an epoch")[0].rsplit(" ", 1)[1])
+    assert cfg.head_epochs == cfg.unfrozen_epochs == max(2, -(-32 // per_epoch))
+    for field in ("head_epochs", "unfrozen_epochs"):     # the rule, the dataset's steps, the time
+        why = cfg.reasons[field]
+        assert "32 optimiser steps a phase" in why and why.count("steps an epoch") == 1
+        assert "training takes about" in why
+    assert cfg.measurements.train_time_s > 0
+
+
 def test_calibrated_policy_end_to_end_and_its_fallback(folder, tmp_path, capsys):
     from finetune_advisor.calibration import Calibration
     from finetune_advisor.heuristics.policies import CalibratedRule

@@ -179,9 +179,10 @@ def add_recommend_args(p) -> None:
     p.add_argument("--lr-steps", type=int, default=100, help="steps of the LR range test (default: %(default)s)")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity measurement")
     p.add_argument("--no-lr-finder", action="store_true", help="skip the LR range test")
-    p.add_argument("--lr-finder", dest="lr_finder_method", choices=["cached", "full"], default="cached",
+    p.add_argument("--lr-finder", dest="lr_finder_method", choices=["auto", "cached", "full"], default="auto",
                    help="cached: the body runs once per image and the range test trains the head on the cached "
-                        "features (fast, stable; default); full: the study's range test through the frozen network")
+                        "features (fast, stable); full: the study's range test through the frozen network (minutes "
+                        "on a CPU); auto (default): full with --policy study, whose rules use its pick, else cached")
     p.add_argument("--policy", choices=["calibrated", "study"], default="calibrated",
                    help="calibrated: the rule fitted on a calibration sweep for this backbone and profile (default; "
                         "without one, the study policy with a warning); study: the published rules exactly")
