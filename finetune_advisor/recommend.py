@@ -298,7 +298,8 @@ def configure(profile: "DatasetProfile", measured: Measurements, options: Advise
         backbone=backbone, backbone_reason=backbone_reason, profile_name=options.profile_name,
         invariances=options.invariances, measurements=measured.stages(), policy=policy,
         rule=None if calibration is None else calibration.rule,
-        evidence="" if calibration is None else calibration.evidence())
+        evidence="" if calibration is None else calibration.evidence(),
+        depth_evidence=None if calibration is None else calibration.depth_note(profile.median_images_per_class))
     if calibration is not None:
         config = dataclasses.replace(config, measurements=config.measurements.replace(
             calibration=calibration.summary()))

@@ -165,6 +165,7 @@ class Calibration:
                     "rule": theirs.to_dict(), "datasets": p.get("datasets"), "n_trials": p.get("n_trials"),
                     "images_per_class": sizes[:1] + sizes[-1:], "schedule_choice": p.get("schedule_choice"),
                     "loo_mean_regret": p.get("loo_mean_regret"), "kendall_tau": p.get("kendall_tau"),
+                    "depth_by_size": p.get("depth_by_size"),
                     "created": p.get("created")}
         schedule = {**self.schedule}
         if theirs.steps is None:
@@ -173,6 +174,24 @@ class Calibration:
             schedule["schedule_rule"] = theirs.describe_schedule()
         return replace(self, rule=replace(mine, steps=theirs.steps), schedule=schedule,
                        provenance={**self.provenance, "schedule_evidence": evidence})
+
+    def depth_note(self, median_images_per_class: float | None) -> str | None:
+        """Measured numbers for the depth the rule chose, at the sweep size nearest this dataset's
+        (``provenance["depth_by_size"]``, or the schedule sweep's); None without them.
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5, steps=32), "r50", "cpu", provenance={"depth_by_size": [
+        ...     {"images_per_class": 10, "n": 13, "rule": 0.63, "head_only": 0.58, "rule_ahead": 9}]})
+        >>> print(cal.depth_note(12))
+        in the calibration's sweep at 10 images a class, the whole network scored 0.630 against 0.580 for the head alone (mean of 13 datasets; ahead on 9)
+        """
+        rows = (self.provenance.get("depth_by_size")
+                or (self.provenance.get("schedule_evidence") or {}).get("depth_by_size") or [])
+        if not rows or not median_images_per_class or median_images_per_class <= 0:
+            return None
+        near = min(rows, key=lambda r: abs(math.log10(r["images_per_class"]) - math.log10(median_images_per_class)))
+        return (f"in the calibration's sweep at {near['images_per_class']:g} images a class, the whole network scored "
+                f"{near['rule']:.3f} against {near['head_only']:.3f} for the head alone (mean of {near['n']} "
+                f"datasets; ahead on {near['rule_ahead']})")
 
     def rate_band(self, finder_lr: float | None = None) -> tuple["RateBand | None", str | None]:
         """``(band, None)`` from the calibration's sensitivity table, or ``(None, why)`` when it has

@@ -13,8 +13,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
+
 from ..bench import REFERENCE_DATASETS, open_study, results_table
-from ..bench.datasets import base_name
+from ..bench.datasets import base_name, split_size
 from ..bench.grid import CALIBRATION_PREFIX
 from ..bench.storage import read_baselines, read_datasets
 from ..exceptions import ConfigError
@@ -192,6 +194,9 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     }
     if schedule_choice is not None:
         provenance["schedule_choice"] = schedule_choice
+    depth = depth_by_size(curves, fit.rule, numeric)
+    if depth:
+        provenance["depth_by_size"] = depth
     config_profile = str((info.get("schedule") or {}).get("config_profile", profile_name.split("+")[0]))
     schedule = dict(info.get("schedule") or {})
     if fit.rule.steps is not None:
@@ -199,6 +204,24 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     return Calibration(rule=fit.rule, backbone=backbone, profile=config_profile,
                        schedule=schedule, family=family, provenance=provenance,
                        portfolio=tuple(portfolio))
+
+
+def depth_by_size(curves: Curves, rule, features: dict) -> list[dict[str, Any]]:
+    """Per dataset size of a sized sweep (``pets@10``): the mean score of the rule's cell beside
+    the best head-only cell under the same schedule, over the tasks of that size (what a warning
+    about fine-tuning small data cites). Empty without sizes or a head-only arm."""
+    head_arm = "head_only" + rule.sweep_arm[len(rule.arm):]
+    by_size: dict[int, list[tuple[float, float]]] = {}
+    for d in curves.datasets:
+        size = split_size(d)[1]
+        if size is None or (d, head_arm) not in curves.scores or rule.arm == "head_only":
+            continue
+        whole = curves.score(d, *rule_cell(rule, features.get(d) or {}))
+        by_size.setdefault(size, []).append((whole, float(curves.scores[(d, head_arm)].max())))
+    return [{"images_per_class": size, "n": len(rows), "rule": round(float(np.mean([w for w, _ in rows])), 4),
+             "head_only": round(float(np.mean([h for _, h in rows])), 4),
+             "rule_ahead": int(sum(w > h for w, h in rows))}
+            for size, rows in sorted(by_size.items())]
 
 
 def format_calibration(cal: Calibration) -> str:

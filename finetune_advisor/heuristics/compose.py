@@ -31,7 +31,7 @@ def recommend_config(profile: "DatasetProfile", *,
                      threshold: float = SIMILARITY_THRESHOLD,
                      policy: str = "study",
                      rule: CalibratedRule | None = None,
-                     evidence: str = "") -> Config:
+                     evidence: str = "", depth_evidence: str | None = None) -> Config:
     """Compose every rule into a :class:`Config` with one reason per decision field.
 
     Parameters
@@ -59,6 +59,9 @@ def recommend_config(profile: "DatasetProfile", *,
         The calibrated policy's fitted rule and what it was fitted on (required with
         ``policy="calibrated"``). The study policy's choice is kept in
         ``measurements.alternatives["study"]``.
+    depth_evidence : str, optional
+        The calibration's measured numbers for its depth near this dataset's size
+        (:meth:`Calibration.depth_note`), cited when small data would argue against it.
 
     Returns
     -------
@@ -117,7 +120,8 @@ def recommend_config(profile: "DatasetProfile", *,
     return Config(**{k: v.value for k, v in d.items()}, reasons={k: v.reason for k, v in d.items()},
                   measurements=meas,
                   warnings=warnings_for(profile, similarity, far, threshold=threshold,
-                                           policy=meas.policy or "study") + lr_warnings)
+                                        policy=meas.policy or "study", fine_tune=d["fine_tune"].value,
+                                        depth_evidence=depth_evidence) + lr_warnings)
 
 
 def training_images(profile: "DatasetProfile", profile_name: str, valid_pct: float) -> int:

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from ..measurements import LRFinderResult
 
 def warnings_for(profile: "DatasetProfile", similarity: float | None = None, far: bool | None = None, *,
-                 threshold: float = SIMILARITY_THRESHOLD, policy: str = "study") -> tuple[str, ...]:
+                 threshold: float = SIMILARITY_THRESHOLD, policy: str = "study", fine_tune: str | None = None,
+                 depth_evidence: str | None = None) -> tuple[str, ...]:
     """Advice about the data itself: imbalance, too few images, single-image classes,
     unreadable files, and distance from ImageNet (whose advice depends on the ``policy``).
+    A warning agrees with the advice (``fine_tune``, the depth decided): with little data the
+    calibrated policy's warning about deep fine-tuning says why the advice stands, with
+    ``depth_evidence``'s numbers, on near and far datasets alike.
 
     >>> warnings_for(make_profile({"a": 400, "b": 350}), similarity=0.8)
     ()
@@ -38,7 +42,28 @@ def warnings_for(profile: "DatasetProfile", similarity: float | None = None, far
     out += _corrupt_warning(profile)
     out += _tiny_image_warning(profile)
     out += _far_warning(profile, similarity, far, threshold, policy)
+    out += _small_depth_warning(profile, policy, fine_tune, depth_evidence)
     return tuple(out)
+
+
+def _small_depth_warning(profile: "DatasetProfile", policy: str, fine_tune: str | None,
+                         evidence: str | None) -> list[str]:
+    """Overture's "fine-tuning many layers may overfit" on small data, where the calibrated advice
+    unfreezes layers anyway: why it stands, with the measured numbers.
+
+    >>> small = make_profile({"a": 20, "b": 20})
+    >>> print(_small_depth_warning(small, "calibrated", "all", "whole 0.63 against head 0.58")[0])
+    little data (median 20 < 300 images per class): Overture warns that fine-tuning many layers may overfit; the advice unfreezes the whole network anyway: whole 0.63 against head 0.58
+    >>> _small_depth_warning(small, "calibrated", "none", None), _small_depth_warning(small, "study", "all", None)
+    ([], [])
+    """
+    median = _median_per_class(profile)
+    if policy != "calibrated" or fine_tune in (None, "none") or not median < SMALL_MAX:
+        return []
+    what = "the whole network" if fine_tune == "all" else "the last layers"
+    why = evidence or "the calibration's fit chose it over the head alone, leave-one-dataset-out"
+    return [f"little data (median {_fmt(median)} < {SMALL_MAX} images per class): Overture warns that fine-tuning "
+            f"many layers may overfit; the advice unfreezes {what} anyway: {why}"]
 
 
 def _imbalance_warning(profile: "DatasetProfile", counts: list[int]) -> list[str]:
@@ -134,7 +159,7 @@ def _far_warning(profile: "DatasetProfile", similarity: float | None, far: bool 
     else:
         msg += "; fine-tune deeper and use the lower learning rate (study: lr_find / 10)"
     median = _median_per_class(profile)
-    if median < SMALL_MAX:
+    if median < SMALL_MAX and policy != "calibrated":     # the calibrated policy's word on depth: _small_depth_warning
         msg += (f"; with little data (median {_fmt(median)} < {SMALL_MAX} per class) this is Overture's tricky case: "
                 f"fine-tuning many layers may overfit, so try to find more data")
     return [msg]

@@ -102,3 +102,18 @@ def test_size_predictors_read_classes_and_images():
     assert predictor_value("log10_images", m) == pytest.approx(3.0)
     assert predictor_value("log10_classes", m) == pytest.approx(1.0)
     assert predictor_value("log10_classes", Measurements()) is None
+
+
+def test_small_data_warnings_agree_with_a_calibrated_depth_near_and_far():
+    small = h.make_profile({"a": 20, "b": 20})
+    rule = CalibratedRule("all_half", intercept=-2.5)
+    why = "in the calibration's sweep at 10 images a class, the whole network scored 0.63 against 0.58"
+    for similarity in (0.6, 0.9):                 # far and near get the same word on depth
+        cfg = h.recommend_config(small, similarity=similarity, policy="calibrated", rule=rule, evidence="e",
+                                 depth_evidence=why)
+        depth = [w for w in cfg.warnings if "may overfit" in w]
+        assert cfg.fine_tune == "all" and len(depth) == 1
+        assert "the advice unfreezes the whole network anyway" in depth[0] and why in depth[0]
+    head = h.recommend_config(small, similarity=0.6, policy="calibrated", evidence="e",
+                              rule=CalibratedRule("head_only", intercept=-1.5))
+    assert not any("may overfit" in w for w in head.warnings)        # the advice trains the head alone
