@@ -111,6 +111,29 @@ class TuneResult:
                 d[k] = Config.from_dict(d[k])
         return cls(**d)
 
+    def _against_expectation(self) -> list[str]:
+        """Where the best trial lands against the accuracy the advice expected before training
+        (``measurements.expected_accuracy``, from the linear probe); nothing when there was none.
+
+        >>> from finetune_advisor.measurements import Measurements
+        >>> rec = Config(measurements=Measurements(expected_accuracy=0.78, expected_accuracy_low=0.7,
+        ...                                        expected_accuracy_high=0.85))
+        >>> TuneResult(study_name="s", storage="", metric="accuracy", best_trial=2, best_value=0.9,
+        ...            recommendation_trial=0, recommendation_value=0.8, n_trials=3, n_complete=3, n_pruned=0,
+        ...            n_failed=0, budget="3x", budget_s=None, unit_s=None, spent_s=1.0, stopped="budget",
+        ...            recommendation=rec)._against_expectation()[0]
+        "the search beat the expected accuracy: 0.900 is above the advice's range 0.70-0.85 (about 0.78, from the linear probe)"
+        """
+        m = None if self.recommendation is None else self.recommendation.measurements
+        if m is None or m.expected_accuracy is None or self.best_value is None or self.metric != "accuracy":
+            return []
+        low, high = m.expected_accuracy_low, m.expected_accuracy_high
+        where = ("beat the expected accuracy: {v} is above" if self.best_value > high
+                 else "fell short of the expected accuracy: {v} is below" if self.best_value < low
+                 else "met the expected accuracy: {v} is within")
+        return [f"the search {where.format(v=f'{self.best_value:.3f}')} the advice's range {low:.2f}-{high:.2f} "
+                f"(about {m.expected_accuracy:.2f}, from the linear probe)"]
+
     def summary_lines(self) -> list[str]:
         """A few lines for a terminal."""
         lines = []
@@ -118,6 +141,7 @@ class TuneResult:
             rec = "" if self.recommendation_value is None else \
                 f"; the recommendation (trial {self.recommendation_trial}): {self.recommendation_value:.4f}"
             lines.append(f"best {self.metric}: {self.best_value:.4f} (trial {self.best_trial} of {self.n_trials}{rec})")
+            lines += self._against_expectation()
         budget = f"{self.budget}" + ("" if self.budget_s is None else f" = {self.budget_s:.0f} s")
         lines.append(f"budget {budget}, spent {self.spent_s:.0f} s on {self.n_trials} trial(s): {self.n_complete} "
                      f"complete, {self.n_pruned} pruned, {self.n_failed} failed (stopped: {self.stopped})")
