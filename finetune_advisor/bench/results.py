@@ -108,7 +108,9 @@ def plot_heatmap(improvement: "pd.DataFrame", path: str | os.PathLike | None = N
 def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
                    higher_is_better: bool = True) -> "pd.DataFrame":
     """Per dataset and fraction: the baseline (mean, std over seeds), the best cell, the regret
-    (best - baseline, in metric points, >= 0) and the baseline's margin over each anchor.
+    (best - baseline, in metric points, >= 0) and the baseline's margin over each anchor, on the
+    seeds both have (``paired_seeds_over_<anchor>``); ``partial`` marks a dataset whose cells do not
+    all have the same seeds yet (a study still running).
 
     ``metric`` is any numeric column of :func:`results_table` (``"valid_loss"`` with
     ``higher_is_better=False``; ``"roc_auc_macro"`` for multi-label). A margin is positive when
@@ -146,9 +148,13 @@ def regret_summary(results: "pd.DataFrame", metric: str = "metric", *,
             have = lab in stats_all.index
             row[f"{a}_mean"] = stats_all.loc[lab, "mean"] if have else float("nan")
             row[f"{a}_std"] = stats_all.loc[lab, "std"] if have else float("nan")
-            row[f"margin_over_{a}"] = sign * (base["mean"] - stats_all.loc[lab, "mean"]) if have else float("nan")
             paired = (sign * (by_seed["baseline"] - by_seed[lab])).dropna() if have else pd.Series(dtype=float)
+            # on the seeds both have: a study still running compares no different sets of seeds
+            row[f"margin_over_{a}"] = paired.mean() if len(paired) else float("nan")
             row[f"margin_std_over_{a}"] = paired.std() if len(paired) > 1 else float("nan")
+            row[f"paired_seeds_over_{a}"] = len(paired)
+        # a cell with fewer seeds than another: the means above compare different seeds (partial)
+        row["partial"] = bool(stats_all["count"].nunique() > 1)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -59,6 +59,11 @@ def test_regret_summary_margins_are_paired_by_seed_and_follow_the_metric_directi
     auc = bench.regret_summary(df, "roc_auc_macro").iloc[0]
     assert auc["best_cell"] == "anchor:fastai_fine_tune" and auc["regret"] == pytest.approx(0.08)
     assert auc["metric_name"] == "roc_auc_macro" and auc["margin_over_fastai_fine_tune"] == pytest.approx(-0.08)
+    assert not reg["partial"] and reg["paired_seeds_over_fastai_fine_tune"] == 3
+    # a study still running: the anchor's third seed is not in yet; the margin is on the two shared seeds
+    running = bench.regret_summary(df.drop(index=5)).iloc[0]
+    assert running["partial"] and running["paired_seeds_over_fastai_fine_tune"] == 2
+    assert running["margin_over_fastai_fine_tune"] == pytest.approx(0.15)   # not 0.7 - 0.5 = 0.2 (unpaired)
 
 
 def test_cli_bench_status(tmp_path, helper, capsys):
@@ -107,7 +112,9 @@ def test_read_outputs_reads_back_what_write_outputs_wrote(tmp_path, helper):
     assert back.regret.columns == tuple(reg.columns) and len(back.regret) == len(reg)
     typed = pd.DataFrame(back.regret.records())      # text as written: parse the numeric columns
     for c in reg.columns:
-        if pd.api.types.is_numeric_dtype(reg[c]):
+        if pd.api.types.is_bool_dtype(reg[c]):
+            typed[c] = typed[c].map({"True": True, "False": False})
+        elif pd.api.types.is_numeric_dtype(reg[c]):
             typed[c] = pd.to_numeric(typed[c].replace("", np.nan))
     pd.testing.assert_frame_equal(typed, reg, check_dtype=False)
     assert back.regret.records()[0]["dataset"] == reg["dataset"].iloc[0]
