@@ -253,9 +253,12 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         """What a Config records of the calibration it used."""
-        return {"backbone": self.backbone, "profile": self.profile, "family": self.family,
-                "version": self.version, "rule": self.rule.to_dict(), "holds_for": self.holds_for(),
-                "studies": list(self.provenance.get("studies", ())), "source": self.provenance.get("source", "")}
+        out = {"backbone": self.backbone, "profile": self.profile, "family": self.family,
+               "version": self.version, "rule": self.rule.to_dict(), "holds_for": self.holds_for(),
+               "studies": list(self.provenance.get("studies", ())), "source": self.provenance.get("source", "")}
+        if self.provenance.get("regret_curves"):      # the report's regret plot (about 100 numbers)
+            out["regret_curves"] = self.provenance["regret_curves"]
+        return out
 
     def mismatch(self, backbone: str, profile: str) -> str | None:
         """Why this calibration does not hold for ``backbone`` at ``profile`` (None: it does)."""

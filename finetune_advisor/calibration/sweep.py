@@ -194,6 +194,12 @@ def calibrate(study_names: Sequence[str], storage: str | None = None, *, backbon
     }
     if schedule_choice is not None:
         provenance["schedule_choice"] = schedule_choice
+    # what the report plots: each dataset's regret against the rate, in the rule's arm and schedule
+    provenance["regret_curves"] = {d: {"arm": fit.rule.sweep_arm,
+                                       "log10_lr": [round(float(r), 4) for r in curves.rates[(d, fit.rule.sweep_arm)]],
+                                       "regret": [round(curves.best[d] - float(v), 4)
+                                                  for v in curves.scores[(d, fit.rule.sweep_arm)]]}
+                                   for d in curves.datasets if (d, fit.rule.sweep_arm) in curves.rates}
     depth = depth_by_size(curves, fit.rule, numeric)
     if depth:
         provenance["depth_by_size"] = depth

@@ -236,3 +236,54 @@ def draw_history(history: Any, baseline: Mapping[str, Any] | None) -> Figure:
     fig = plot_history(history, baseline=dict(baseline) if baseline else None)
     return _encode(fig, "curves.png", "Loss and metric per epoch, re-plotted from history.csv.",
                    alt="training curves")
+
+
+# --- the calibration's regret curves --------------------------------------------------------
+
+FASTAI_DEFAULT_LR = 2e-3     # fastai's fine_tune(base_lr=2e-3)
+
+
+class RegretCurvesInfo(NamedTuple):
+    curves: dict[str, tuple[list[float], list[float]]]   # dataset -> (log10 lr, regret in points)
+    advice: float                                        # log10 of the advised head rate
+    band: tuple[float, float] | None                     # log10 band (within a point), when known
+    finder: float | None                                 # log10 of the user's finder pick, when measured
+    fastai: float                                        # log10 of fastai's default rate
+
+
+def regret_curves_info(calibration: Mapping[str, Any] | None, config: Any) -> RegretCurvesInfo | None:
+    """What the regret plot shows, from ``measurements.calibration["regret_curves"]`` (None: the
+    calibration stores none, e.g. a file written before them)."""
+    import math
+
+    curves = (calibration or {}).get("regret_curves") or {}
+    if not curves:
+        return None
+    m = config.measurements
+    band = m.rate_band
+    finder = band.finder_lr if band is not None and band.finder_lr else (m.lr_finder.lr if m.lr_finder else None)
+    return RegretCurvesInfo(
+        {d: ([float(x) for x in c["log10_lr"]], [100.0 * float(r) for r in c["regret"]]) for d, c in curves.items()},
+        math.log10(config.lr), None if band is None else (math.log10(band.lr_low), math.log10(band.lr_high)),
+        None if not finder else math.log10(finder), math.log10(FASTAI_DEFAULT_LR))
+
+
+def draw_regret_curves(info: RegretCurvesInfo) -> Figure:
+    """One line per calibration dataset: its regret (points below its best cell) against log10 lr,
+    with the advice, its band, this dataset's finder pick and fastai's default marked."""
+    fig, ax = new_figure(7, 4)
+    for name, (x, y) in sorted(info.curves.items()):
+        ax.plot(x, y, color="#8c8c8c", alpha=0.55, lw=1, marker="o", ms=2.5)
+    if info.band is not None:
+        ax.axvspan(*info.band, color="#4c72b0", alpha=0.12, label="within 1 point (leave-one-out band)")
+    ax.axvline(info.advice, color="#4c72b0", lw=2, label=f"advice 1e{info.advice:+.2f}")
+    ax.axvline(info.fastai, color="#e8853d", lw=1.5, ls="--", label="fastai fine_tune default 2e-3")
+    if info.finder is not None:
+        ax.axvline(info.finder, color="#55a868", lw=1.5, ls=":", label=f"your LR finder 1e{info.finder:+.2f}")
+    ax.set_xlabel("log10 head learning rate")
+    ax.set_ylabel("regret (points below the dataset's best)")
+    ax.set_title(f"The calibration's sweep: {len(info.curves)} datasets", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center")
+    caption = ("Regret against the head learning rate on every calibration dataset (grey), in the advice's depth "
+               "and schedule; the advice, its band, your finder's pick and fastai's default rate marked.")
+    return _encode(fig, "regret_curves.png", caption, alt="calibration regret against learning rate")

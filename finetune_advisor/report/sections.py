@@ -15,7 +15,8 @@ from ..heuristics import resolve_far
 from ..measurements import LRFinderResult, Measurements, SimilarityResult
 from ..study import SIMILARITY_THRESHOLD, TABLE2_SIMILARITY
 from ._format import fmt_num, fmt_value
-from .figures import FEW_PER_CLASS, draw_lr_finder, draw_similarity_strip, similarity_strip_info
+from .figures import (FEW_PER_CLASS, draw_lr_finder, draw_regret_curves, draw_similarity_strip, regret_curves_info,
+                      similarity_strip_info)
 from .model import Section, Table
 
 MAX_MATCH_ROWS = 60             # nearest-reference-class table
@@ -202,6 +203,9 @@ def lr_section(lr: LRFinderResult | None, config: Config, far: bool | None) -> S
         figures.append(draw_lr_finder(lr, config.lr if divided else None))
     else:
         notes.append("The loss curve is not stored in a saved config; run the report without --config to plot it.")
+    regret = regret_curves_info(m.calibration, config) if m.policy == "calibrated" else None
+    if regret is not None:
+        figures.append(draw_regret_curves(regret))
     data = lr.to_dict() if lr is not None else {"lr": pick}
     return Section("lr-finder", "Learning-rate range test", notes=notes, facts=facts, figures=figures,
                    data={"lr_finder": data})

@@ -78,3 +78,34 @@ def test_lr_pick_at_the_sweep_edge_is_in_the_report_warnings():
     section = warnings_section(prof, cfg, None, finder, None, run_given=False, run_beats_baseline=None)
     assert any("at the start of its sweep" in w for w in section.lists["Warnings"])
     assert cfg.lr == pytest.approx(1.4e-8)
+
+
+def test_a_calibrated_config_gets_the_calibrations_regret_plot():
+    import math
+
+    from finetune_advisor.heuristics import make_profile, recommend_config
+    from finetune_advisor.measurements import LRFinderResult, Measurements, RateBand
+    from finetune_advisor.report.figures import regret_curves_info
+    from finetune_advisor.report.sections import lr_section
+    from finetune_advisor.heuristics.policies import CalibratedRule
+
+    curves = {"a": {"arm": "all_half", "log10_lr": [-3.0, -2.5, -2.0], "regret": [0.05, 0.0, 0.02]},
+              "b": {"arm": "all_half", "log10_lr": [-3.0, -2.5, -2.0], "regret": [0.1, 0.01, 0.0]}}
+    band = RateBand(lr_low=1e-3, lr_high=1e-2, n_within=2, n_datasets=2, cost_x3_mean=0.01, cost_x3_worst=0.02,
+                    cost_x10_mean=0.05, cost_x10_worst=0.1, finder_lr=4e-4)
+    finder = LRFinderResult(lr=4e-4, index=50, n_steps=100, fastai_valley=1e-4, method="cached")
+    cfg = recommend_config(make_profile({"a": 40, "b": 40}), lr_find=finder.lr, policy="calibrated",
+                           rule=CalibratedRule("all_half", -2.5), evidence="e",
+                           measurements=Measurements(lr_finder=finder, rate_band=band,
+                                                     calibration={"regret_curves": curves}))
+    info = regret_curves_info(cfg.measurements.calibration, cfg)
+    assert info.curves["b"] == ([-3.0, -2.5, -2.0], [10.0, 1.0, 0.0])         # points
+    assert info.advice == pytest.approx(math.log10(cfg.lr)) and info.band == pytest.approx((-3.0, -2.0))
+    assert info.finder == pytest.approx(math.log10(4e-4)) and info.fastai == pytest.approx(math.log10(2e-3))
+    section = lr_section(finder, cfg, False)
+    assert [f.name for f in section.figures] == ["regret_curves.png"]       # no curve stored: no LR plot
+    assert section.figures[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    # a calibration file written before the curves: no plot, nothing invented
+    old = recommend_config(make_profile({"a": 40, "b": 40}), policy="calibrated", rule=CalibratedRule("all_half", -2.5),
+                           evidence="e", measurements=Measurements(calibration={"backbone": "x"}))
+    assert regret_curves_info(old.measurements.calibration, old) is None
