@@ -249,6 +249,7 @@ class RegretCurvesInfo(NamedTuple):
     band: tuple[float, float] | None                     # log10 band (within a point), when known
     finder: float | None                                 # log10 of the user's finder pick, when measured
     fastai: float                                        # log10 of fastai's default rate
+    arms: dict[str, str] = {}                            # dataset -> the sweep arm its curve is in
 
 
 def regret_curves_info(calibration: Mapping[str, Any] | None, config: Any) -> RegretCurvesInfo | None:
@@ -265,7 +266,8 @@ def regret_curves_info(calibration: Mapping[str, Any] | None, config: Any) -> Re
     return RegretCurvesInfo(
         {d: ([float(x) for x in c["log10_lr"]], [100.0 * float(r) for r in c["regret"]]) for d, c in curves.items()},
         math.log10(config.lr), None if band is None else (math.log10(band.lr_low), math.log10(band.lr_high)),
-        None if not finder else math.log10(finder), math.log10(FASTAI_DEFAULT_LR))
+        None if not finder else math.log10(finder), math.log10(FASTAI_DEFAULT_LR),
+        {d: str(c.get("arm", "")) for d, c in curves.items()})
 
 
 def draw_regret_curves(info: RegretCurvesInfo) -> Figure:
@@ -284,6 +286,8 @@ def draw_regret_curves(info: RegretCurvesInfo) -> Figure:
     ax.set_ylabel("regret (points below the dataset's best)")
     ax.set_title(f"The calibration's sweep: {len(info.curves)} datasets", fontsize=10)
     ax.legend(fontsize=7, loc="upper center")
-    caption = ("Regret against the head learning rate on every calibration dataset (grey), in the advice's depth "
-               "and schedule; the advice, its band, your finder's pick and fastai's default rate marked.")
+    arms = sorted({arm for arm in info.arms.values()})
+    caption = (f"Regret against the head learning rate on every calibration dataset (grey), in the sweep's arm "
+               f"{', '.join(arms)} (':stepsN': N optimiser steps a phase; else the profile's fixed epochs); the advice, "
+               f"its band, your finder's pick and fastai's default rate marked.")
     return _encode(fig, "regret_curves.png", caption, alt="calibration regret against learning rate")
