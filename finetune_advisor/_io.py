@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping
 
 
 CACHE_ENV = "FINETUNE_ADVISOR_CACHE"          # root of the package's cache (references, the network note)
@@ -72,7 +73,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         umask = os.umask(0)
         os.umask(umask)
         perms = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:       # named after the file asked for, not the temp name
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
@@ -80,9 +84,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             os.fsync(fh.fileno())
         os.chmod(tmp, perms)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        # a full disk fails a write or the fsync, whose error names no file: name the one asked for
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS and exc.filename in (None, tmp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -98,6 +105,92 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+# errno values that say a path cannot be written here: the user's disk or permissions, not a bug
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_error(exc: BaseException) -> str | None:
+    """The one line for an OSError that says a named path cannot be written (a full disk, a
+    read-only file system, no permission), with the fix; None for any other error.
+
+    >>> write_error(OSError(errno.ENOSPC, "No space left on device", "/x/report.html"))
+    'cannot write /x/report.html: no space left on device (free some space, or write elsewhere)'
+    >>> write_error(OSError(errno.ENOSPC, "No space left on device")) is None     # no path to name
+    True
+    """
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS or not exc.filename:
+        return None
+    path = os.fsdecode(exc.filename)
+    reason = (exc.strerror or os.strerror(exc.errno)).lower()
+    verb = "write"
+    if exc.errno in (errno.EACCES, errno.EPERM) and os.path.exists(path) and not os.access(path, os.R_OK):
+        verb = "read"           # the same errno for a file this user may not open at all
+    try:
+        in_cache = Path(path).resolve().is_relative_to(cache_root().resolve())
+    except (OSError, ValueError, ImportError):
+        in_cache = False
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if in_cache:
+        fix = f"free some space, or set ${CACHE_ENV} to another folder" if full else \
+            f"set ${CACHE_ENV} to a folder you can write"
+    elif full:
+        fix = "free some space, or write elsewhere"
+    else:
+        fix = "check its permissions, or choose a path in a folder you can write"
+    return f"cannot {verb} {path}: {reason} ({fix})"
+
+
+class NewPaths:
+    """Those of ``paths`` that do not exist yet, and the folders above them that do not either:
+    what a call is about to create, so that :meth:`remove` can take it away again when the call
+    fails its checks. What existed before is never touched, nor a folder that holds anything else.
+
+    >>> import tempfile, pathlib
+    >>> base = pathlib.Path(tempfile.mkdtemp())
+    >>> new = NewPaths(base / "out" / "run", base / "out" / "run" / "tune.db")
+    >>> (base / "out" / "run").mkdir(parents=True); _ = (base / "out" / "run" / "tune.db").write_text("")
+    >>> new.remove(); list(base.iterdir())
+    []
+    """
+
+    def __init__(self, *paths: str | os.PathLike):
+        self.paths: list[Path] = []
+        for p in map(Path, paths):
+            p = Path(os.path.abspath(p))
+            while not os.path.lexists(p) and p not in self.paths and p != p.parent:
+                self.paths.append(p)
+                p = p.parent
+
+    def remove(self) -> None:
+        """Remove the files, then the folders (deepest first) once empty; errors are ignored."""
+        for p in sorted(self.paths, key=lambda q: len(q.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                if p.is_dir() and not p.is_symlink():
+                    p.rmdir()                     # only when empty
+                elif os.path.lexists(p):
+                    p.unlink()
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Run the block; when it raises, remove what it created of ``paths`` (:class:`NewPaths`),
+    unless ``keep()`` says it now holds something worth keeping."""
+    new = NewPaths(*paths)
+    try:
+        yield
+    except BaseException:
+        if keep is None or not _safely(keep):
+            new.remove()
+        raise
+
+
+def _safely(keep: Callable[[], bool]) -> bool:
+    try:
+        return bool(keep())
+    except Exception:  # noqa: BLE001 -- cannot tell: keep it
+        return True
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -201,7 +201,7 @@ def test_truncated_jpeg_found_while_decoding(tmp_path, capsys, decode, found_by)
     rc, out, err = cli(capsys, "recommend", root, *(decode if found_by == "similarity" else LR))
     n, skipped = summary(rc, out, err)
     assert skipped == {"corrupt image (failed to decode)": 1} and n == (31 if found_by == "lr_finder" else 9)
-    assert f"{n} images (1 of them unreadable, not used)" in out
+    assert f"{n} images ({n - 1} usable)" in out
 
 
 def test_text_file_named_jpg(tmp_path, capsys, decode):
@@ -209,7 +209,7 @@ def test_text_file_named_jpg(tmp_path, capsys, decode):
     (root / "b" / "notes.jpg").write_text("shopping list\n")
     rc, out, err = cli(capsys, "recommend", root, *decode)
     assert summary(rc, out, err) == (9, {"unreadable image": 1})
-    assert "9 images (1 of them unreadable, not used)" in out
+    assert "9 images (8 usable)" in out
 
 
 def test_non_image_files_mixed_in(tmp_path, capsys):
@@ -254,8 +254,8 @@ def test_unreadable_file_and_folder(tmp_path, capsys):
         locked_file.chmod(0o644)
         locked_dir.chmod(0o755)
     assert summary(rc, out, err) == (8, {"unreadable class folder": 1, "unreadable image": 1})
-    assert "class folder(s) of" in err and "cannot be read (permission denied) and are left out: c" in err
-    assert re.search(r"^  8 images \(1 of them unreadable, not used\), 2 classes", out, re.M)
+    assert f"skipped 1 in {root}/: 1 unreadable class folder (permission denied): c" in err
+    assert re.search(r"^  8 images \(7 usable\), 2 classes", out, re.M)
 
 
 # --- formats: all decode, none is skipped ---------------------------------------------------------
@@ -369,6 +369,17 @@ GOOD_ROWS = "".join(f"img_{i:03d}.png,{'cat' if i % 2 == 0 else 'dog'}\n" for i 
 def test_csv_missing_file_references(tmp_path, capsys):
     root = _csv(tmp_path / "d", "image,label\n" + GOOD_ROWS + "gone.png,cat\nalso_gone.jpg,dog\n")
     assert summary(*cli(capsys, "recommend", root, *QUICK)) == (6, {"missing file": 2})
+
+
+def test_the_summary_and_the_warning_give_skip_counts_in_one_wording(tmp_path, capsys, caplog):
+    from finetune_advisor.data import format_skips
+    root = _csv(tmp_path / "d", "image,label\n" + GOOD_ROWS + "../x.png,cat\n/etc/passwd,dog\n")
+    rc, out, err = cli(capsys, "recommend", root, *QUICK)
+    counts = {"path outside the dataset folder": 2}
+    warned = next(line for line in (caplog.text + err).splitlines() if "outside the dataset folder" in line)
+    assert format_skips(counts, str(root / "labels.csv")) in warned        # "skipped 2 in ...: 2 path outside ..."
+    assert summary(rc, out, err) == (6, counts)
+    assert f"  {format_skips(counts)}\n" in out                            # "skipped 2: 2 path outside ..."
 
 
 @pytest.mark.parametrize("header, needle", [

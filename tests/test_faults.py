@@ -331,3 +331,62 @@ def test_recommend_out_to_a_device_is_refused_before_any_work(dataset, capsys):
     err = capsys.readouterr().err
     assert "cannot write /dev/null: it is a character device, not a regular file" in err
     assert Path("/dev/null").is_char_device()
+
+
+# --- a full disk, a read-only cache: the user's problem, named in one line ------------------------
+
+def _full_disk(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")       # as write() and fsync() raise it: no file named
+
+
+def test_the_atomic_writer_names_the_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    from finetune_advisor._io import write_error, write_text_atomic
+    monkeypatch.setattr(os, "fsync", _full_disk)
+    with pytest.raises(OSError) as caught:
+        write_text_atomic(tmp_path / "r.html", "x")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "r.html")
+    assert write_error(caught.value) == (f"cannot write {tmp_path / 'r.html'}: no space left on device "
+                                         f"(free some space, or write elsewhere)")
+    assert leftovers(tmp_path) == [] and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_a_full_disk_while_writing_a_report_is_one_line_naming_the_file(dataset, tmp_path, capsys, monkeypatch, fmt):
+    cfg = tmp_path / "cfg.json"
+    assert _cli(capsys, "recommend", dataset, *QUICK, "--out", cfg)[0] == 0
+    monkeypatch.setattr(os, "fsync", _full_disk)
+    out = tmp_path / f"report.{fmt}"
+    rc, _, err = _cli(capsys, "report", dataset, "--config", cfg, "--out", out, "-q")
+    line = _error(rc, err, "no space left on device", "free some space")
+    named = out if fmt == "html" else tmp_path / "report_files"     # Markdown writes its images first
+    assert line.startswith(f"error: cannot write {named}") and "unexpected" not in line
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_a_read_only_cache_is_one_line_naming_the_folder(dataset, tmp_path, capsys, monkeypatch):
+    """The reference cache cannot be made (no download is tried): the folder and the fix, not "unexpected"."""
+    import urllib.request
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("FINETUNE_ADVISOR_CACHE", str(cache))
+    monkeypatch.delenv("FINETUNE_ADVISOR_OFFLINE")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried to download"))
+    if os.geteuid() == 0:         # root writes anything: refuse as a read-only folder would
+        real_mkdir = Path.mkdir
+
+        def read_only(self, *args, **kwargs):
+            if self == cache or cache in self.parents:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", read_only)
+    else:
+        cache.chmod(0o500)
+    try:
+        rc, _, err = _cli(capsys, "recommend", dataset, "--backbone", "resnet18", "--random-init",
+                          "--no-lr-finder", "-q")
+    finally:
+        cache.chmod(0o700)
+    line = _error(rc, err, f"cannot write {cache / 'references'}: permission denied",
+                  "set $FINETUNE_ADVISOR_CACHE to a folder you can write")
+    assert "unexpected" not in line

@@ -104,6 +104,20 @@ def _name_lookup_failure(url: str) -> str | None:
     return None
 
 
+def _hub_write_error(exc: BaseException) -> str | None:
+    """Why torch.hub could not write the weights (a full disk, a read-only or foreign cache
+    folder), lower case; None when the download itself failed (URLError is an OSError too)."""
+    import errno
+    import urllib.error
+
+    from .._io import WRITE_ERRNOS
+    if not isinstance(exc, OSError) or isinstance(exc, urllib.error.URLError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    if exc.errno in (errno.EACCES, errno.EPERM) and not exc.filename:   # a socket's, not a file's
+        return None
+    return (exc.strerror or os.strerror(exc.errno)).lower()
+
+
 def _in_torch_cache(url: str) -> bool:
     import torch
     return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
@@ -160,6 +174,12 @@ def torchvision_resnet(name: str, *, weights: str | os.PathLike | None = None, p
             with _download_output() as show, _socket_timeout(DOWNLOAD_TIMEOUT_S):  # torch.hub prints on stdout
                 model.load_state_dict(tv_weights.get_state_dict(progress=show))
         except Exception as exc:  # offline: URLError / OSError; keep it to one line
+            full_or_locked = _hub_write_error(exc)
+            if full_or_locked:      # torch.hub's folder, not the network: nothing to remember
+                raise WeightsUnavailableError(
+                    f"cannot save {name} weights in {Path(torch.hub.get_dir()) / 'checkpoints'}: {full_or_locked}",
+                    hint=f"set $TORCH_HOME to a folder you can write, with space, or {hint[0].lower()}{hint[1:]}"
+                ) from None
             reason = getattr(exc, "reason", exc)
             if not cached:
                 _remember_no_network()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from .._io import NewPaths
 from .._signals import deferred_interrupt
 from ..config import Config
 from ..exceptions import ConfigError
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BenchStudy", "open_study", "study_status", "CLAIM_ATTR", "Heartbeat", "requeue_dead_trials", "claim_trial",
            "baseline_attr", "read_baselines",
-           "claim_lock", "keys_by_state", "normalise_storage_url", "CONNECT_TIMEOUT_S", "STATEMENT_TIMEOUT_S"]
+           "claim_lock", "keys_by_state", "normalise_storage_url", "sqlite_files", "holds_work", "study_kind",
+           "TUNE_MARK", "CONNECT_TIMEOUT_S",
+           "STATEMENT_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +91,45 @@ class BenchStudy:
 
 def _default_storage(out_dir: str | os.PathLike | None, study_name: str) -> str:
     folder = Path(out_dir) if out_dir else Path("bench") / study_name
-    folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(folder / 'bench.db').resolve()}"
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """The files an SQLite storage URL makes (the database, its journals, the claim lock); none for
+    another database or an in-memory one.
+
+    >>> [p.name for p in sqlite_files("sqlite:////tmp/b/bench.db")]
+    ['bench.db', 'bench.db-journal', 'bench.db-wal', 'bench.db-shm', 'bench.db.claim.lock']
+    >>> sqlite_files("postgresql://h/db"), sqlite_files("sqlite://")
+    ([], [])
+    """
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return []
+    db = url[len("sqlite:///"):]
+    return [Path(db + suffix) for suffix in ("", "-journal", "-wal", "-shm", ".claim.lock")]
+
+
+def _has_studies(url: str) -> bool:
+    """Whether an SQLite storage's file holds a study (read with sqlite3: Optuna may be what
+    failed); False when it does not exist or holds Optuna's empty tables only."""
+    import sqlite3
+
+    files = sqlite_files(url)
+    if not files or not files[0].is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{files[0].resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT count(*) FROM studies").fetchone()[0] > 0
+    except sqlite3.Error as exc:
+        return "no such table" not in str(exc)       # unreadable: keep it
+
+
+def holds_work(study: "BenchStudy | None") -> bool:
+    """Whether a study holds a result (a COMPLETE or PRUNED trial) or a trial running now
+    (another process's, joined meanwhile): then a failed call's clean-up keeps it. Queued and
+    failed trials are no result."""
+    return study is not None and any(t.state.name in ("COMPLETE", "PRUNED", "RUNNING")
+                                     for t in study.get_trials(deepcopy=False))
 
 
 def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os.PathLike | None = None,
@@ -106,6 +146,22 @@ def open_study(study_name: str, storage: str | None = None, *, out_dir: str | os
     if not logging.getLogger().isEnabledFor(logging.DEBUG):   # "[I ...] Using an existing study": --debug only
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalise_storage_url(storage or _default_storage(out_dir, study_name))
+    made = NewPaths(*sqlite_files(url))     # and the default's folder: a failed open (no such study) removes them
+    if storage is None:
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open_study(study_name, url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                           max_retry=max_retry, create=create)
+    except BaseException:
+        if not _has_studies(url):      # another process's new study, made meanwhile, stays
+            made.remove()
+        raise
+
+
+def _open_study(study_name: str, url: str, *, heartbeat_interval: int, grace_period: int | None, max_retry: int,
+                create: bool) -> BenchStudy:
+    import optuna
+
     if url.startswith("sqlite://") and url[len("sqlite://"):] in ("", "/:memory:"):
         log.warning("storage %s is in memory: the study is lost when this process ends and cannot be resumed "
                     "or shared (give sqlite:///file.db)", url)
@@ -353,12 +409,28 @@ def keys_by_state(study) -> dict[str, dict[str, int]]:
     return out
 
 
+TUNE_MARK = "tune_version"      # the user attr a tune study sets first (tune.search): bench's readers tell it apart
+
+
+def study_kind(study) -> str:
+    """``"tune"`` for a study that ``finetune-advisor tune`` made (same storage format, no grid),
+    else ``"bench"``."""
+    return "tune" if TUNE_MARK in study.user_attrs else "bench"
+
+
 def study_status(study) -> dict[str, Any]:
     """How far a study (a :class:`BenchStudy` or an Optuna study) is: trials by state, grid keys
-    done, per dataset, and an ETA."""
+    done, per dataset, and an ETA; ``kind`` says which. A tune study has no grid: its trials by
+    state and the best value so far."""
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
     attrs = study.user_attrs
+    if study_kind(study) == "tune":
+        done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        best = max(done, key=lambda t: t.value, default=None)
+        return {"study": study.study_name, "kind": "tune", "n_trials": len(trials), "states": dict(states),
+                "best_value": None if best is None else float(best.value),
+                "best_trial": None if best is None else best.number, "budget": attrs.get("budget")}
     n_grid = int(attrs.get("n_grid", 0))
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("key")]
     keys_done = {t.user_attrs["key"] for t in complete}
@@ -366,7 +438,8 @@ def study_status(study) -> dict[str, Any]:
     times = [float(t.user_attrs.get("wall_time_s", 0)) for t in complete if t.user_attrs.get("wall_time_s")]
     remaining = max(n_grid - len(keys_done), 0)
     mean_t = sum(times) / len(times) if times else None
-    return {"study": study.study_name, "n_grid": n_grid, "n_done": len(keys_done), "n_remaining": remaining,
+    return {"study": study.study_name, "kind": "bench", "n_grid": n_grid, "n_done": len(keys_done),
+            "n_remaining": remaining,
             "states": dict(states), "done_by_dataset": dict(per_ds),
             "duplicate_complete_keys": len(complete) - len(keys_done),
             "mean_trial_s": mean_t, "eta_s_one_worker": None if mean_t is None else mean_t * remaining,

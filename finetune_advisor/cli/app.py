@@ -8,6 +8,7 @@ import sys
 import warnings
 from typing import Sequence
 
+from .._io import write_error
 from .._signals import deferred_interrupt
 from ..exceptions import FinetuneAdvisorError
 from ..storage_url import masked_url
@@ -122,10 +123,13 @@ def _quiet_third_party(debug: bool = False) -> None:
 
 def _user_error(exc: Exception, args) -> str | None:
     """The one line for an error a library raised about an input the user gave (a storage URL or
-    file that cannot be opened, a bad regular expression); None for anything else (a bug: the
-    caller reports it as one)."""
+    file that cannot be opened, a bad regular expression, a full disk or read-only folder where a
+    file goes); None for anything else (a bug: the caller reports it as one)."""
     import re
 
+    written = write_error(exc)          # ENOSPC, EROFS, EACCES, ... on a named path: not our bug
+    if written is not None:
+        return written
     if isinstance(exc, re.error):
         pattern = exc.pattern if isinstance(exc.pattern, str) else getattr(args, "filename_regex", None)
         return (f"{pattern!r} is not a valid regular expression: {exc.msg} (fix the pattern, e.g. "

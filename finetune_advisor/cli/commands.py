@@ -208,6 +208,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.worker:
         study = bench.open_study(study_name, args.storage, out_dir=out, heartbeat_interval=args.heartbeat,
                                  create=False)
+        _refuse_tune_study(study, "has no bench trials to run",
+                           f"join it with 'finetune-advisor tune PATH --worker --study {study_name} --storage URL'")
         # N local processes, then the outputs of what they all ran
         ran = _spawn(study, args, out) if args.workers > 1 else bench.run_worker(study, n_trials=args.n_trials,
                                                                                  progress=not args.quiet)
@@ -267,6 +269,14 @@ def _existing_study(args: argparse.Namespace):
     return bench.open_study(args.study, storage, create=False)
 
 
+def _refuse_tune_study(study, what: str, hint: str) -> None:
+    """A ConfigError when ``study`` was made by ``tune``: bench's grid readers would make nothing of it."""
+    from ..bench.storage import study_kind
+
+    if study_kind(study) == "tune":
+        raise ConfigError(f"study {study.study_name!r} is a tune study, not a bench sweep: it {what}", hint=hint)
+
+
 def cmd_bench_status(args: argparse.Namespace) -> int:
     status = bench.study_status(_existing_study(args))
     print(json.dumps(status, indent=2, default=str) if args.json else format_bench_status(status))
@@ -277,6 +287,9 @@ def cmd_bench_outputs(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("bench") / args.study
     check_writable(out, "--out", folder=True)
     study = _existing_study(args)
+    _refuse_tune_study(study, "has no grid to tabulate",
+                       "'finetune-advisor tune' writes its tune.json and trials.csv into its --out folder; "
+                       "'bench status' counts its trials")
     files = bench.write_outputs(study, out)
     if study.user_attrs.get("validation"):      # a leave-one-dataset-out study: its table too
         from ..calibration.loo_table import validation_table, write_table

@@ -7,7 +7,7 @@ import sys
 from typing import Any, Mapping
 
 from ..config import DECISION_FIELDS
-from ..data import DatasetProfile
+from ..data import UNDECODABLE_IMAGE, DatasetProfile, format_skips
 from ..heuristics import format_duration
 from ..recommend import Recommendation
 from ..storage_url import masked_url
@@ -66,24 +66,26 @@ def format_recommendation(rec: Recommendation) -> str:
 def format_profile(prof: DatasetProfile) -> str:
     res = prof.resolution
     kind = "multi-label" if prof.multi_label else "single-label"
-    unusable = f" ({prof.n_corrupt} of them unreadable, not used)" if prof.n_corrupt else ""
+    usable = f" ({prof.n_images - prof.n_corrupt} usable)" if prof.n_corrupt else ""  # the rest: in the skip line
     if prof.layout == "csv":
         from ..data.layouts.csv_labels import describe_label_sep
         kind += f", label separator {describe_label_sep(prof.label_sep)}"
     lines = [f"dataset: {prof.root} ({prof.layout}, {kind})",
-             f"  {prof.n_images} images{unusable}, {prof.n_classes} classes, "
+             f"  {prof.n_images} images{usable}, {prof.n_classes} classes, "
              f"imbalance SD {prof.imbalance_sd:.1f} images/class",
              f"  resolution mean {res['mean_w']:.0f}x{res['mean_h']:.0f}, "
              f"min {res['min_w']:.0f}x{res['min_h']:.0f}, max {res['max_w']:.0f}x{res['max_h']:.0f}"]
-    skipped = {k: v for k, v in (prof.skipped or {}).items() if v}
-    if skipped:  # by count, then reason
-        lines.append(f"  skipped {sum(skipped.values())}: "
-                     + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))))
+    skipped = format_skips(prof.skipped or {})
+    if skipped:
+        lines.append(f"  {skipped}")
     return "\n".join(lines)
 
 
 def format_bench_status(st: Mapping[str, Any]) -> str:
-    """``bench.study_status``'s dict as a few lines: progress, trial states, ETA, missing datasets."""
+    """``bench.study_status``'s dict as a few lines: progress, trial states, ETA, missing datasets
+    (a tune study's: its trials by state and the best value)."""
+    if st.get("kind") == "tune":
+        return _format_tune_status(st)
     lines = [f"study {st['study']}: {st['n_done']}/{st['n_grid']} trials done, {st['n_remaining']} to go"]
     lines.append("states: " + ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items())))
     if st.get("eta_s_one_worker") is not None:
@@ -96,6 +98,18 @@ def format_bench_status(st: Mapping[str, Any]) -> str:
         lines.append(f"missing: {name}: {note}")
     for name, note in (st.get("failed_datasets") or {}).items():
         lines.append(f"no baseline: {name}: {note}")
+    return "\n".join(lines)
+
+
+def _format_tune_status(st: Mapping[str, Any]) -> str:
+    budget = f", budget {st['budget']}" if st.get("budget") else ""
+    lines = [f"study {st['study']}: a tune study (made by 'finetune-advisor tune'), not a bench sweep: "
+             f"{st['n_trials']} trials{budget}",
+             "states: " + (", ".join(f"{k} {v}" for k, v in sorted(st["states"].items())) or "none")]
+    if st.get("best_value") is not None:
+        lines.append(f"best value {st['best_value']:.4f} (trial {st['best_trial']})")
+    lines.append(f"its results: tune.json and trials.csv in the tune's --out folder; 'finetune-advisor tune PATH "
+                 f"--study {st['study']} --storage URL' resumes it")
     return "\n".join(lines)
 
 
@@ -112,7 +126,7 @@ def format_train_summary(summary: Mapping[str, Any]) -> str:
         lines.append("majority-class baseline: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
                      + ("; beaten" if summary.get("beats_baseline") else "; NOT beaten"))
     if summary.get("n_unreadable"):
-        lines.append(f"skipped {summary['n_unreadable']} unreadable image(s)")
+        lines.append(format_skips({UNDECODABLE_IMAGE: summary["n_unreadable"]}))
     for kind, path in (summary.get("files") or {}).items():
         lines.append(f"{kind}: {path}")
     lines += [f"note: {n}" for n in summary.get("notes") or ()]

@@ -26,7 +26,7 @@ Modules: ``model`` (Item, Dataset, DatasetProfile), ``read`` (read_dataset, layo
 """
 from .images import IMAGE_EXTENSIONS, TOO_LARGE_IMAGE, UNDECODABLE_IMAGE, UNREADABLE_IMAGE, load_image
 from .layouts import PETS_REGEX
-from .model import Dataset, DatasetProfile, Item
+from .model import Dataset, DatasetProfile, Item, format_skips
 from .profile import add_decode_failures, profile_dataset
 from .read import LAYOUTS, read_dataset
 from .sampling import stratified_indices
@@ -35,7 +35,7 @@ from .splits import SPLIT_NAMES, TEST_SPLITS, VALID_SPLITS
 
 __all__ = [
     "Item", "Dataset", "DatasetProfile", "read_dataset", "profile_dataset", "add_decode_failures",
-    "load_image", "stratified_indices", "scan_class_folders",
+    "load_image", "stratified_indices", "scan_class_folders", "format_skips",
     "IMAGE_EXTENSIONS", "LAYOUTS", "PETS_REGEX", "SPLIT_NAMES", "VALID_SPLITS", "TEST_SPLITS",
     "UNREADABLE_IMAGE", "TOO_LARGE_IMAGE", "UNDECODABLE_IMAGE",
 ]

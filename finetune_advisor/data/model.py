@@ -9,7 +9,7 @@ from typing import Mapping
 
 from .sampling import stratified_indices
 
-__all__ = ["Item", "Dataset", "DatasetProfile"]
+__all__ = ["Item", "Dataset", "DatasetProfile", "format_skips"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,23 @@ class Item:
     path: Path
     labels: tuple[str, ...]
     split: str | None = None
+
+
+def format_skips(counts: Mapping[str, int], where: str | None = None) -> str:
+    """The one wording of skip counts, for every message that gives one (the dataset summary,
+    the reader's warnings, train's): the total, then each reason by count, largest first; ``""``
+    when nothing was skipped.
+
+    >>> format_skips({"hidden file": 1, "not an image": 2})
+    'skipped 3: 2 not an image, 1 hidden file'
+    >>> format_skips({"unreadable class folder": 1}, where="pets/")
+    'skipped 1 in pets/: 1 unreadable class folder'
+    """
+    counts = {str(k): int(v) for k, v in counts.items() if v}
+    if not counts:
+        return ""
+    parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"skipped {sum(counts.values())}{f' in {where}' if where else ''}: {parts}"
 
 
 @dataclass(frozen=True)

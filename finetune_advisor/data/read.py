@@ -10,7 +10,7 @@ from pathlib import Path
 from ..exceptions import DatasetError
 from .images import IMAGE_EXTENSIONS
 from .layouts import NO_MATCH, PETS_REGEX, compile_regex, find_csvs, pick_csv, read_csv, read_filename, read_folders
-from .model import Dataset, Item
+from .model import Dataset, Item, format_skips
 from .layouts.csv_labels import OUTSIDE
 from .scan import UNREADABLE_CLASS, Skips, display_dir
 
@@ -182,13 +182,13 @@ def _warn_about_what_was_left_out(items: list[Item], skips: Skips, where: str, l
     """Say by name what would otherwise vanish into a skip count: whole classes that cannot be
     read, CSV rows pointing outside the dataset, and the same image file in two classes (a
     symlinked folder, ``Motorbikes/cross -> ../Leopards``)."""
-    if lost:
-        log.warning("%d class folder(s) of %s cannot be read (permission denied) and are left out: %s",
-                    skips.counts[UNREADABLE_CLASS], display_dir(where), ", ".join(lost))
+    if lost:    # the summary's wording (format_skips), then the names
+        log.warning("%s (permission denied): %s",
+                    format_skips({UNREADABLE_CLASS: skips.counts[UNREADABLE_CLASS]}, display_dir(where)),
+                    ", ".join(lost))
     if skips.counts.get(OUTSIDE):
-        log.warning("%d row(s) of %s name images outside the dataset folder (e.g. %s): skipped; pass "
-                    "--allow-outside-paths (allow_outside_paths=True) to read them", skips.counts[OUTSIDE], where,
-                    skips.examples[OUTSIDE][0])
+        log.warning("%s (e.g. %s); pass --allow-outside-paths (allow_outside_paths=True) to read them",
+                    format_skips({OUTSIDE: skips.counts[OUTSIDE]}, where), skips.examples[OUTSIDE][0])
     if not skips.links:          # no symlink followed: every file has one path (and no realpath per file)
         return
     owners: dict[str, set[str]] = {}

@@ -2,10 +2,12 @@
 ImageFolder), the cache, the package, or the official archive, downloaded (:func:`get_reference`)."""
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import shutil
+import urllib.error
 import urllib.request
 import zipfile
 from datetime import datetime, timezone
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _progress
+from .._io import WRITE_ERRNOS
 from ..backbones import OFFLINE_ENV, Backbone, offline
 from ..data import IMAGE_EXTENSIONS, scan_class_folders
 from ..data.sampling import stratified_indices
@@ -22,11 +25,12 @@ from .embed import DEFAULT_IMAGE_SIZE, embed_images
 from .reference import (DEFAULT_IMAGES_PER_CLASS, REBUILD_HINT, Reference, reference_cache_dir, reference_cache_path,
                         shipped_reference_path)
 
-__all__ = ["TINY_IMAGENET_URL", "build_reference", "get_reference"]
+__all__ = ["TINY_IMAGENET_URL", "TINY_IMAGENET_MD5", "build_reference", "get_reference"]
 
 log = logging.getLogger(__name__)
 
-TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_IMAGENET_URL = "https://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"     # the official archive's (as torchvision-style loaders check it)
 _IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS | {".ppm", ".pgm"})  # a reference may also hold netpbm files
 
 
@@ -130,13 +134,36 @@ def build_reference(path: str | os.PathLike, backbone: Backbone, *, image_size: 
                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+def _check_archive(path: Path, md5: str = TINY_IMAGENET_MD5) -> None:
+    """Raise :class:`SimilarityReferenceError` naming ``path``, and remove the file, unless its
+    MD5 is ``md5`` (torchvision's ``calculate_md5``): a truncated or tampered archive is never
+    extracted, and the next try downloads it again."""
+    from torchvision.datasets.utils import calculate_md5
+
+    found = calculate_md5(path)
+    if found != md5:
+        path.unlink(missing_ok=True)
+        raise SimilarityReferenceError(f"the downloaded archive has MD5 {found}, not the official {md5} "
+                                       f"(truncated or altered); removed it", path=path,
+                                       hint=f"retry, or {REBUILD_HINT}")
+
+
+def _disk_error(exc: BaseException, part: Path) -> bool:
+    """Whether a download failed writing ``part`` (full disk, read-only folder), not reading the network."""
+    if not isinstance(exc, OSError) or isinstance(exc, urllib.error.URLError) or exc.errno not in WRITE_ERRNOS:
+        return False
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS) or exc.filename == str(part)
+
+
 def _download_tiny_imagenet(dest: Path, *, progress: bool = True) -> Path:
-    """Download and extract the official Tiny-ImageNet archive under ``dest``; the dataset root."""
+    """Download (https), check (MD5) and extract the official Tiny-ImageNet archive under ``dest``;
+    the dataset root. Not torchvision's ``download_url``: it retries over plain http when https
+    fails, and writes to the final name, so a killed download would look complete."""
     root = dest / "tiny-imagenet-200"
     done = dest / ".tiny-imagenet-200.complete"
     if done.is_file() and root.is_dir():
         return root
-    dest.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)     # a read-only cache: the CLI names the folder (_io.write_error)
     archive = dest / "tiny-imagenet-200.zip"
     part = dest / "tiny-imagenet-200.zip.part"
     log.info("downloading %s into %s", TINY_IMAGENET_URL, dest)
@@ -152,9 +179,12 @@ def _download_tiny_imagenet(dest: Path, *, progress: bool = True) -> Path:
         os.replace(part, archive)
     except Exception as exc:
         part.unlink(missing_ok=True)
+        if _disk_error(exc, part):          # the disk, not the network: the CLI names the file
+            raise OSError(exc.errno, exc.strerror, str(part)) from None
         reason = getattr(exc, "reason", None) or exc
         raise SimilarityReferenceError(f"cannot download Tiny-ImageNet ({TINY_IMAGENET_URL}): {reason}",
                                        hint=REBUILD_HINT) from None
+    _check_archive(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             base = dest.resolve()

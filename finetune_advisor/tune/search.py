@@ -27,13 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from .._io import NewPaths
 from .._progress import Ticker, progress_to_stderr
 from .._signals import deferred_interrupt
 from ..backbones import Backbone, create_backbone
-from ..bench.storage import BenchStudy, Heartbeat, claim_trial, open_study, requeue_dead_trials
+from ..bench.storage import (TUNE_MARK, BenchStudy, Heartbeat, claim_trial, holds_work, open_study,
+                             requeue_dead_trials, sqlite_files)
 from ..config import Config
 from ..data import Dataset, read_dataset
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, FinetuneAdvisorError
 from ..recommend import AdviseOptions, advise
 from ..train import train
 from .budget import DEFAULT_BUDGET, Budget, may_start, parse_budget
@@ -153,41 +155,48 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
         raise ConfigError(f"n_trials must be an integer >= 1, got {n_trials!r}", hint="e.g. --trials 20")
     opts = options or AdviseOptions(progress=progress)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / DB_FILE).resolve()}"
-    study = _open(study_name, url, worker, heartbeat_interval, grace_period)
-    n_before = len(study.get_trials(deepcopy=False))
-    study.study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, n_before, worker),
-                                                     n_startup_trials=N_STARTUP_TRIALS, constant_liar=True)
-    study.study.pruner = pruner if pruner is not None else \
-        optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    # what a failed set-up (a dataset, config or weights check) takes away again: no empty --out or tune.db
+    made, study = NewPaths(out, *sqlite_files(url)), None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        study = _open(study_name, url, worker, heartbeat_interval, grace_period)
+        n_before = len(study.get_trials(deepcopy=False))
+        study.study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, n_before, worker),
+                                                         n_startup_trials=N_STARTUP_TRIALS, constant_liar=True)
+        study.study.pruner = pruner if pruner is not None else \
+            optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
 
-    stored = study.user_attrs
-    given = dataset_or_path if isinstance(dataset_or_path, Dataset) else None
-    if config is None and "base_config" not in stored and not worker:    # a new study: recommend first
-        rec = advise(given if given is not None else dataset_or_path, opts)      # a Dataset is not read again
-        config, dataset = rec.config, given or rec.dataset
-    else:
-        dataset = given or read_dataset(dataset_or_path, **{k: v for k, v in opts.read_kwargs().items()
-                                                            if v is not None})
-    fresh = "base_config" not in stored
-    base, space = _settle(study, config, dataset, worker)
-    if parsed is None:
-        parsed = parse_budget(stored.get("budget", DEFAULT_BUDGET))
-    if not worker:
-        study.set_user_attr("budget", parsed.text)
-        _ensure_recommendation(study, space.params_of(base))
-        if fresh:
-            if portfolio is None:
-                calibration = calibration_of(base, opts)
-                portfolio = () if calibration is None else calibration.portfolio_for(leave_out)
-            enqueue_portfolio(study, space, base, portfolio)
-    if backbone is None:
-        from fastai.torch_core import set_seed
+        stored = study.user_attrs
+        given = dataset_or_path if isinstance(dataset_or_path, Dataset) else None
+        if config is None and "base_config" not in stored and not worker:    # a new study: recommend first
+            rec = advise(given if given is not None else dataset_or_path, opts)      # a Dataset is not read again
+            config, dataset = rec.config, given or rec.dataset
+        else:
+            dataset = given or read_dataset(dataset_or_path, **{k: v for k, v in opts.read_kwargs().items()
+                                                                if v is not None})
+        fresh = "base_config" not in stored
+        base, space = _settle(study, config, dataset, worker)
+        if parsed is None:
+            parsed = parse_budget(stored.get("budget", DEFAULT_BUDGET))
+        if not worker:
+            study.set_user_attr("budget", parsed.text)
+            _ensure_recommendation(study, space.params_of(base))
+            if fresh:
+                if portfolio is None:
+                    calibration = calibration_of(base, opts)
+                    portfolio = () if calibration is None else calibration.portfolio_for(leave_out)
+                enqueue_portfolio(study, space, base, portfolio)
+        if backbone is None:
+            from fastai.torch_core import set_seed
 
-        set_seed(seed, reproducible=True)    # random-init weights: the same on a resume, as train's
-        backbone = create_backbone(base.backbone, weights=opts.weights, pretrained=opts.pretrained,
-                                   fallback=opts.fallback)
+            set_seed(seed, reproducible=True)    # random-init weights: the same on a resume, as train's
+            backbone = create_backbone(base.backbone, weights=opts.weights, pretrained=opts.pretrained,
+                                       fallback=opts.fallback)
+    except BaseException:
+        if not _holds_work(study):      # another process's trials (it joined meanwhile) stay
+            made.remove()
+        raise
     multi = bool(dataset.multi_label or base.multi_label)
     with Ticker(None, "tune (s of budget)", enabled=progress) as ticker, progress_to_stderr(progress):
         run = _Run(study, study.study_id, base, space, dataset, backbone,
@@ -199,8 +208,19 @@ def tune(dataset_or_path: Dataset | str | os.PathLike, budget: str | float | Bud
                 if any(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False)):
                     write_outputs(summarise(study, base, run.metric, parsed, "interrupted"), study.study, out)
             raise
+        except FinetuneAdvisorError:   # trial 0 failed a check (data it cannot train on): as a failed set-up
+            if not _holds_work(study):
+                made.remove()
+            raise
     result = summarise(study, base, run.metric, parsed, stopped)
     return write_outputs(result, study.study, out)
+
+
+def _holds_work(study: BenchStudy | None) -> bool:
+    try:
+        return holds_work(study)
+    except Exception:  # noqa: BLE001 -- the storage cannot say: keep it
+        return True
 
 
 def _open(name: str, url: str, worker: bool, heartbeat: int, grace: int | None) -> BenchStudy:
@@ -242,7 +262,7 @@ def _settle(study: BenchStudy, config: Config | None, dataset: Dataset, worker: 
         raise ConfigError(f"the tune study {study.study_name!r} has no starting config yet",
                           hint="wait until the first 'finetune-advisor tune' (without --worker) has started it")
     space = SearchSpace.around(config)
-    for key, value in (("tune_version", TUNE_VERSION), ("classes", classes), ("space", space.to_dict()),
+    for key, value in ((TUNE_MARK, TUNE_VERSION), ("classes", classes), ("space", space.to_dict()),
                        ("base_config", config.to_json(indent=None))):   # base_config last: it marks a set-up study
         study.set_user_attr(key, value)
     return config, space

@@ -213,3 +213,49 @@ def test_ctrl_c_while_the_server_never_answers_exits_130(tmp_path, time_cap):
         server.close()
     assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err[-500:])
     assert took < 8, took
+
+
+# --- what a failed open leaves, and a tune study read by bench ----------------------------------------
+
+def test_joining_a_study_that_does_not_exist_leaves_no_bench_db(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    from finetune_advisor.cli import main
+    from finetune_advisor.exceptions import ConfigError
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "run", "--worker", "--study", "nope", "-q"]) == 1       # the default bench/nope/bench.db
+    assert "no study named 'nope'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    db = tmp_path / "given.db"
+    with pytest.raises(ConfigError, match="no study named"):
+        open_study("nope", f"sqlite:///{db}", create=False)
+    assert list(tmp_path.iterdir()) == []
+    open_study("there", f"sqlite:///{db}")
+    with pytest.raises(ConfigError, match="no study named"):                          # a database with a study stays
+        open_study("nope", f"sqlite:///{db}", create=False)
+    assert db.is_file()
+
+
+def test_bench_status_on_a_tune_study_counts_its_trials_by_state(tmp_path, capsys):
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from finetune_advisor.cli import main
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    study = open_study("tune", url)
+    study.set_user_attr("tune_version", 1)            # what tune marks its studies with
+    study.set_user_attr("budget", "5x")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)}
+    for value, state in ((0.8, TrialState.COMPLETE), (0.9, TrialState.COMPLETE), (None, TrialState.PRUNED)):
+        study.study.add_trial(create_trial(params={"lr": 1e-3}, distributions=dist, value=value, state=state,
+                                           intermediate_values={1: 0.5} if state == TrialState.PRUNED else None))
+    assert main(["bench", "status", "--study", "tune", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "a tune study (made by 'finetune-advisor tune'), not a bench sweep: 3 trials, budget 5x" in out
+    assert "states: COMPLETE 2, PRUNED 1" in out and "best value 0.9000 (trial 1)" in out
+    assert "0/0" not in out
+    assert main(["bench", "status", "--study", "tune", "--storage", url, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["kind"] == "tune" and status["n_trials"] == 3 and "n_grid" not in status
+    assert main(["bench", "outputs", "--study", "tune", "--storage", url, "--out", str(tmp_path / "o")]) == 1
+    assert "is a tune study, not a bench sweep" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -43,3 +43,25 @@ def test_write_report_is_atomic_and_checks_the_format(report, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temp file left behind
     with pytest.raises(ReportInputError, match="pdf"):
         write_report(report, tmp_path / "r.pdf", format="pdf")
+
+
+def test_markdown_escapes_dataset_names_so_they_cannot_inject_html_or_break_a_table():
+    from finetune_advisor.report import Report, Section, Table
+    from finetune_advisor.report.model import Figure, Gallery
+
+    evil = "<script>alert(1)</script>|x`y`"
+    thumb = Figure("t.jpg", b"\xff\xd8", "image/jpeg", alt=f"{evil}: 1.jpg")
+    report = Report(title=f"Fine-tuning report: {evil}", dataset=f"/data/{evil}", created="now", version="0",
+                    summary={"dataset": "3 images, 2 classes"}, sections=[Section(
+                        "profile", "Dataset profile", notes=[f"Run `finetune-advisor train` on {evil}."],
+                        facts={"folder": f"/data/{evil}"}, galleries=[Gallery(f"{evil} (3)", [thumb])],
+                        tables=[Table(["class", "images"], [[evil, 3], ["b", 1]], caption=evil)],
+                        lists={"Warnings": [f"class {evil} has 1 image"]})])
+    md = render_markdown(report)
+    assert "<script" not in md and "</script" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\|x\\`y\\`" in md
+    assert "`finetune-advisor train`" in md            # the report's own code spans stay code
+    cell_borders = re.compile(r"(?<!\\)\|")
+    for line in md.splitlines():                       # every table row keeps its columns
+        if line.startswith("| class |") or line.startswith(("| &lt;", "| b |")):
+            assert len(cell_borders.findall(line)) == 3, line

@@ -121,3 +121,45 @@ def test_shipped_reference_is_named_as_such():
         pytest.skip("shipped reference not built")
     text = S.describe_reference(S.Reference.load(shipped))
     assert text.startswith("shipped with finetune-advisor (reference_efficientnet_lite0_128px_k20.npz")
+
+
+# --- the Tiny-ImageNet download: https, and the archive checked before it is extracted --------------
+
+def test_tiny_imagenet_is_fetched_over_https_with_the_official_checksum():
+    from finetune_advisor.similarity import sources
+    assert S.TINY_IMAGENET_URL.startswith("https://") and S.TINY_IMAGENET_URL.endswith("/tiny-imagenet-200.zip")
+    assert sources.TINY_IMAGENET_MD5 == "90528d7ca1a48142e341f4ef8d21d0de"
+
+
+def test_an_archive_with_the_wrong_checksum_is_named_and_removed(tmp_path):
+    import hashlib
+
+    from finetune_advisor.similarity.sources import _check_archive
+    archive = tmp_path / "tiny-imagenet-200.zip"
+    archive.write_bytes(b"not the archive")
+    _check_archive(archive, md5=hashlib.md5(b"not the archive").hexdigest())     # the right sum: kept
+    assert archive.is_file()
+    with pytest.raises(SimilarityReferenceError) as info:
+        _check_archive(archive)                                                 # the official sum: no match
+    assert str(archive) in str(info.value) and "not the official 90528d7ca1a48142e341f4ef8d21d0de" in str(info.value)
+    assert not archive.exists()
+
+
+def test_a_download_that_does_not_match_is_not_extracted(tmp_path, monkeypatch):
+    """The whole download path on a fake response (nothing is fetched): a bad archive leaves nothing."""
+    import io
+    import urllib.request
+
+    from finetune_advisor.similarity import sources
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": "15"}
+
+    def urlopen(url, timeout):
+        assert url.startswith("https://")
+        return Response(b"not the archive")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(SimilarityReferenceError, match="MD5 .* not the official"):
+        sources._download_tiny_imagenet(tmp_path / "cache", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
