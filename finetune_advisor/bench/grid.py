@@ -50,8 +50,21 @@ class BenchProfile:
     max_images_per_class: int | None
 
     def apply(self, config: Config) -> Config:
+        """``config`` in this schedule. A head-only config (``fine_tune="none"``) spends the whole
+        epoch budget on the head, as ``recommend`` and the calibration sweep do, rather than
+        dropping the unfrozen epochs it never trains.
+
+        >>> prof = custom_profile("cpu", head_epochs=3, unfrozen_epochs=9)
+        >>> c = prof.apply(Config(fine_tune="none", head_epochs=4, unfrozen_epochs=0))
+        >>> c.head_epochs, c.unfrozen_epochs, c.image_size
+        (12, 0, 64)
+        """
         changes = {k: getattr(self, k) for k in ("image_size", "head_epochs", "unfrozen_epochs", "batch_size")
                    if getattr(self, k) is not None}
+        if config.fine_tune == "none" and ("head_epochs" in changes or "unfrozen_epochs" in changes):
+            changes["head_epochs"] = changes.get("head_epochs", config.head_epochs) + changes.get(
+                "unfrozen_epochs", config.unfrozen_epochs)
+            changes["unfrozen_epochs"] = 0
         changes["profile"] = self.config_profile
         return _replace(config, f"bench profile {self.name!r}", **changes)
 
