@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="default: docs/bench/<study>")
     p.add_argument("--reference-study", default="cpu-r50-sched-v1",
                    help="the 64 px sweep whose best rate the ladder's is compared with (docs/bench/<name>/bench.db)")
+    p.add_argument("--reuse-from", help="an earlier run of the ladder: copy its trials of the same key and config")
+    p.add_argument("--reuse-storage", help="its storage (default: --storage)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes, one thread each")
     p.add_argument("--table-only", action="store_true", help="print the table so far; prepare and train nothing")
     return p.parse_args(argv)
@@ -91,7 +93,10 @@ def prepare(args: argparse.Namespace, storage: str, out: Path) -> None:
     def extra(name: str, fraction: float, baseline) -> dict:
         return ladder_cells(baseline, calibration_for(baseline.measurements.similarity.backbone_key))
 
+    reuse_from = None if not args.reuse_from else bench.open_study(args.reuse_from, args.reuse_storage or storage,
+                                                                   create=False)
     bench.prepare_study(study, bench.resolve_datasets(dataset_names(args)), fractions=[1.0], seeds=args.seeds,
+                        reuse_from=reuse_from,
                         profile=profile, grid={}, anchors=("fastai_fine_tune",), extra_anchors=extra,
                         advise_options={"policy": "study", "similarity": True, "lr_finder": True,
                                         "backbone": args.backbone})

@@ -20,6 +20,8 @@ if [ ! -d "$tree" ]; then
   git -C "$repo" worktree add -f "$tree" "$COMMIT"
   [ -z "$PATCH" ] || git -C "$tree" apply "$dir/$PATCH"
 fi
+# the worktree lies outside the repository's folder, so name the shared data the repository sees
+export FINETUNE_ADVISOR_SHARED_DATA="${FINETUNE_ADVISOR_SHARED_DATA:-$repo/../shared/data}"
 cd "$tree"      # python -m imports the package from the worktree, not an installed copy
 for w in $(seq 1 "${WORKERS:-2}"); do
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup python3 -m finetune_advisor.cli bench run --worker \

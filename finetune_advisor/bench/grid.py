@@ -391,8 +391,8 @@ class TrialSpec:
 def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequence[int] = (0, 1, 2),
                 grid: Mapping[str, Sequence[float]] | None = None,
                 anchors: Sequence[str] = ANCHORS,
-                extra_anchors: Callable[[str, float, Config], Mapping[str, Config | None]] | None = None
-                ) -> list[TrialSpec]:
+                extra_anchors: Callable[[str, float, Config], Mapping[str, Config | None]] | None = None,
+                profile: BenchProfile | None = None) -> list[TrialSpec]:
     """The full, deterministic trial list (pure).
 
     Per (dataset, fraction) in the order given and per seed: the baseline, each ``grid``
@@ -401,6 +401,10 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
     ``anchor:<name>``, e.g. the leave-one-dataset-out validation's). A spec whose config equals
     an earlier one of the same (dataset, fraction, seed) gets ``same_as`` = that spec's key and
     is not trained again.
+
+    A head-only baseline spends the whole epoch budget on the head; a cell made from it that
+    trains the network (fastai's ``fine_tune``, the calibrated advice) gets ``profile``'s two
+    phases back instead of zero unfrozen epochs.
     """
     grid = TABLE1_GRID if grid is None else grid
     specs: list[TrialSpec] = []
@@ -412,6 +416,8 @@ def expand_grid(baselines: Mapping[tuple[str, float], Config], *, seeds: Sequenc
             def add(parameter: str, value: Any, cfg: Config | None) -> None:
                 if cfg is None:
                     return
+                if profile is not None and cfg.fine_tune != "none" and cfg.unfrozen_epochs == 0:
+                    cfg = profile.apply(cfg)
                 # a search from cfg, or a rate measured at training time: not cfg trained once, never an alias
                 tuned = parameter == "anchor" and (is_tune_anchor(value) or value in MEASURED_ANCHORS)
                 same = None if tuned else next((s.key for s in block if s.same_as is None and not (

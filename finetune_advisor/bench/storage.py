@@ -420,8 +420,9 @@ def study_kind(study) -> str:
 
 def study_status(study) -> dict[str, Any]:
     """How far a study (a :class:`BenchStudy` or an Optuna study) is: trials by state, grid keys
-    done, per dataset, and an ETA; ``kind`` says which. A tune study has no grid: its trials by
-    state and the best value so far."""
+    done, per dataset, an ETA, and the baselines trained otherwise than advised
+    (``trained_otherwise_than_advised``, :mod:`.adapted`); ``kind`` says which. A tune study has
+    no grid: its trials by state and the best value so far."""
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
     attrs = study.user_attrs
@@ -431,6 +432,8 @@ def study_status(study) -> dict[str, Any]:
         return {"study": study.study_name, "kind": "tune", "n_trials": len(trials), "states": dict(states),
                 "best_value": None if best is None else float(best.value),
                 "best_trial": None if best is None else best.number, "budget": attrs.get("budget")}
+    from .adapted import read_adapted     # which reads the baseline attrs this module owns
+
     n_grid = int(attrs.get("n_grid", 0))
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("key")]
     keys_done = {t.user_attrs["key"] for t in complete}
@@ -444,4 +447,5 @@ def study_status(study) -> dict[str, Any]:
             "duplicate_complete_keys": len(complete) - len(keys_done),
             "mean_trial_s": mean_t, "eta_s_one_worker": None if mean_t is None else mean_t * remaining,
             "missing_datasets": attrs.get("missing_datasets", {}), "failed_datasets": attrs.get("failed_datasets", {}),
+            "trained_otherwise_than_advised": read_adapted(study),
             "grid_enqueued": bool(attrs.get("grid_enqueued"))}

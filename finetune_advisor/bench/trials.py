@@ -39,10 +39,13 @@ def fraction_subset(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset
 def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfile,
                     options: dict[str, Any] | None = None, *,
                     cache: MutableMapping[tuple, Recommendation] | None = None) -> Config:
-    """The recommended Config for ``fraction`` of ``dataset`` under ``profile``.
+    """The recommended Config for ``fraction`` of ``dataset`` at ``profile``'s config profile
+    (what ``recommend`` says; :func:`~finetune_advisor.bench.prepare_study` then trains it under
+    the bench's schedule and records what that changed).
 
     Similarity and the LR range test are measured once on the whole dataset (kept in ``cache``,
-    e.g. :attr:`BenchStudy.advice`), or on its subsample for a sized name (``pets@10``); for a fraction, :func:`finetune_advisor.recommend.configure`
+    e.g. :attr:`BenchStudy.advice`), or on its subsample for a sized name (``pets@10``); for a
+    fraction, :func:`finetune_advisor.recommend.configure`
     (the last step of ``advise``) re-runs the rules on the subset's profile with those
     measurements. ``options`` go to :func:`finetune_advisor.recommend.advise` (None values keep
     its defaults); without a ``reference`` there, the shared Tiny-ImageNet sample is used when
@@ -66,7 +69,7 @@ def advise_baseline(dataset: BenchDataset, fraction: float, profile: BenchProfil
         measured = cfg.measurements.stages().replace(fraction=float(fraction))
         cfg = configure(profile_dataset(fraction_subset(rec.dataset, fraction)), measured, rec.options,
                         backbone=cfg.backbone, backbone_reason=cfg.reasons["backbone"])
-    return profile.apply(cfg)
+    return cfg
 
 
 def train_trial(config: Config, dataset: BenchDataset, *, fraction: float, seed: int, profile: BenchProfile,

@@ -23,6 +23,7 @@ from ..exceptions import ConfigError, DatasetError, FinetuneAdvisorError
 from ..storage_url import STORAGE_ENV
 from ..study import TABLE1_GRID
 from .datasets import BenchDataset, resolve_datasets
+from .adapted import record_advised
 from .grid import (ANCHORS, BENCH_PROFILES, FRACTIONS, MEASURED_ANCHORS, BenchProfile, TrialSpec, expand_grid,
                    is_tune_anchor)
 from .results import write_outputs
@@ -71,8 +72,10 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
     Baselines are cached as study user attrs (``baseline:<dataset>|<fraction>``). A trial is
     enqueued only when its key has no WAITING, RUNNING or COMPLETE trial (and fewer than
     ``max_failures`` FAIL ones), so a kill during enqueueing, a second run or a second worker
-    adds nothing twice. ``advise_fn(dataset, fraction, profile, options) -> Config`` defaults
-    to :func:`advise_baseline` (with the study's advice cache). ``extra_anchors`` adds configs
+    adds nothing twice. ``advise_fn(dataset, fraction, profile, options) -> Config`` (the advice,
+    before the bench's schedule) defaults to :func:`advise_baseline` (with the study's advice
+    cache); the baseline is that advice under the profile (:meth:`BenchProfile.apply`), and where
+    that changes what trains, the advice is kept beside it (:mod:`.adapted`). ``extra_anchors`` adds configs
     made per dataset from its baseline (see :func:`expand_grid`). ``reuse_from``, a study run
     with the same settings, lends its baselines and its finished trials of the same key and
     training config (its decisions) instead of advising and training them again
@@ -112,16 +115,22 @@ def prepare_study(study: BenchStudy, datasets: Sequence[BenchDataset], *, fracti
                 continue
             log.info("bench: recommending the baseline for %s at %g%% of the data", d.name, 100 * f)
             try:
-                cfg = advise_fn(d, f, prof, advise_options)
+                advised = advise_fn(d, f, prof, advise_options)
             except FinetuneAdvisorError as exc:  # one dataset's failure must not stop the others
                 failed[d.name] = f"{100 * f:g}% of the data: {exc.message}"
                 log.error("bench: no baseline for %s at %g%% of the data (%s); its trials are skipped "
                           "this run and retried on the next", d.name, 100 * f, exc.message)
                 continue
+            cfg = prof.apply(advised)
+            changes = record_advised(study, d.name, f, advised, cfg)
+            if changes:
+                log.info("bench: %s at %g%% trains otherwise than advised to fit the profile: %s", d.name, 100 * f,
+                         ", ".join(f"{k} {a} -> {t}" for k, (a, t) in changes.items()))
             study.set_user_attr(ak, cfg.to_json(indent=None))
             baselines[(d.name, f)] = cfg
     study.set_user_attr("failed_datasets", failed)
-    specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors, extra_anchors=extra_anchors)
+    specs = expand_grid(baselines, seeds=seeds, grid=grid, anchors=anchors, extra_anchors=extra_anchors,
+                        profile=prof)
     study.set_user_attr("aliases", {s.key: s.same_as for s in specs if s.same_as})
     study.set_user_attr("n_grid", sum(s.same_as is None for s in specs))
     if study.user_attrs.get("grid_enqueued") and not _needs_enqueue(study, specs, max_failures):

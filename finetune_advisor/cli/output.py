@@ -98,6 +98,9 @@ def format_bench_status(st: Mapping[str, Any]) -> str:
         lines.append(f"missing: {name}: {note}")
     for name, note in (st.get("failed_datasets") or {}).items():
         lines.append(f"no baseline: {name}: {note}")
+    for where, changes in (st.get("trained_otherwise_than_advised") or {}).items():
+        lines.append(f"trained otherwise than advised, to fit the bench profile: {where}: "
+                     + ", ".join(f"{k} {a} -> {t}" for k, (a, t) in changes.items()))
     return "\n".join(lines)
 
 

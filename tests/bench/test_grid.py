@@ -132,3 +132,24 @@ def test_schedule_grid_trains_each_cell_under_fixed_epochs_and_each_step_budget(
 def test_a_step_cell_without_the_image_count_is_refused():
     with pytest.raises(ConfigError, match="n_images"):
         bench.calibration_config(Config(batch_size=8), "lr_all_half:steps32", -2.0)
+
+
+def test_a_cell_that_trains_the_network_from_a_head_only_baseline_gets_the_profiles_two_phases():
+    """A head-only baseline spends the 3 + 9 epochs on the head (12 + 0); fastai's fine_tune made
+    from it must unfreeze for 9, not train the head alone for 12 (seen in the 128 px ladder)."""
+    import dataclasses
+
+    from finetune_advisor.bench import custom_profile, expand_grid
+    from finetune_advisor.config import Config
+
+    prof = custom_profile("cpu", image_size=128, head_epochs=3, unfrozen_epochs=9)
+    base = prof.apply(Config(profile="cpu", fine_tune="none", lr=1e-3, lr_finetune=1e-4))
+    assert (base.head_epochs, base.unfrozen_epochs) == (12, 0)
+    whole = dataclasses.replace(base, fine_tune="all", lr=3e-3, lr_finetune=1.5e-3)
+    specs = expand_grid({("d", 1.0): base}, seeds=[0], grid={}, anchors=("fastai_fine_tune",),
+                        extra_anchors=lambda *a: {"whole": whole}, profile=prof)
+    epochs = {s.label: (s.config.fine_tune, s.config.head_epochs, s.config.unfrozen_epochs) for s in specs}
+    assert epochs == {"baseline": ("none", 12, 0), "anchor:fastai_fine_tune": ("all", 3, 9),
+                      "anchor:whole": ("all", 3, 9)}
+    unfixed = expand_grid({("d", 1.0): base}, seeds=[0], grid={}, anchors=("fastai_fine_tune",))
+    assert unfixed[1].config.unfrozen_epochs == 0          # without the profile: as built (the old defect)

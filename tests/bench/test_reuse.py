@@ -38,8 +38,8 @@ def test_same_key_and_config_is_copied_and_the_rest_is_trained(tmp_path, helper)
 
     # the old baseline of "far" is dropped from the copy: the new one is advised afresh
     new = bench.open_study("s", f"sqlite:///{tmp_path / 'new.db'}")
-    new.set_user_attr(baseline_attr("far", 1.0), far_advice_moves(helper.datasets(tmp_path)[1], 1.0, None)
-                      .to_json(indent=None))
+    moved = bench.BENCH_PROFILES["cpu"].apply(far_advice_moves(helper.datasets(tmp_path)[1], 1.0, None))
+    new.set_user_attr(baseline_attr("far", 1.0), moved.to_json(indent=None))     # a baseline is trained as such
     advised.clear()
     new = _run(helper, f"sqlite:///{tmp_path / 'new.db'}", tmp_path, seeds=[0, 1], grid=helper.SMALL_GRID,
                advise=far_advice_moves, train=counting_train, reuse_from=old)
@@ -91,7 +91,8 @@ def test_a_config_that_differs_only_in_its_reasons_is_the_same_experiment(tmp_pa
 
     new = bench.open_study("s", f"sqlite:///{tmp_path / 'new.db'}")
     for d in helper.datasets(tmp_path):          # this study's own baselines: reworded
-        new.set_user_attr(baseline_attr(d.name, 1.0), reworded(d, 1.0, None).to_json(indent=None))
+        baseline = bench.BENCH_PROFILES["cpu"].apply(reworded(d, 1.0, None))
+        new.set_user_attr(baseline_attr(d.name, 1.0), baseline.to_json(indent=None))
     new = _run(helper, f"sqlite:///{tmp_path / 'new.db'}", tmp_path, seeds=[0], grid=helper.SMALL_GRID,
                advise=reworded, train=no_training, reuse_from=old)
     trials = _by_key(new)

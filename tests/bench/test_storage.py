@@ -259,3 +259,29 @@ def test_bench_status_on_a_tune_study_counts_its_trials_by_state(tmp_path, capsy
     assert status["kind"] == "tune" and status["n_trials"] == 3 and "n_grid" not in status
     assert main(["bench", "outputs", "--study", "tune", "--storage", url, "--out", str(tmp_path / "o")]) == 1
     assert "is a tune study, not a bench sweep" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_a_baseline_trained_otherwise_than_advised_keeps_both_configs_and_the_status_says_so(tmp_path, helper):
+    """Issue 26: a 28 px dataset advised 48 px was trained at the bench's 64 px, and a head-only
+    config advised 4 head epochs was stored as '2+2'; both configs are kept and reported."""
+    from finetune_advisor.bench.adapted import read_adapted
+    from finetune_advisor.bench.storage import read_baselines
+    from finetune_advisor.cli.output import format_bench_status
+    from finetune_advisor.config import Config
+
+    advice = {"near": Config(profile="cpu", image_size=48, head_epochs=2, unfrozen_epochs=2),
+              "far": Config(profile="cpu", image_size=64, fine_tune="none", head_epochs=4, unfrozen_epochs=0),
+              "same": Config(profile="cpu", image_size=64, head_epochs=2, unfrozen_epochs=2)}
+    datasets = [*helper.datasets(tmp_path), bench.BenchDataset("same", tmp_path, False, "custom")]
+    study = open_study("t", f"sqlite:///{tmp_path / 'b.db'}")
+    prepare_study(study, datasets, fractions=[1.0], seeds=[0], grid={}, anchors=(),
+                  advise_fn=lambda d, f, prof, opts: advice[d.name])
+    trained = read_baselines(study)
+    assert trained["near"].image_size == 64
+    assert (trained["far"].head_epochs, trained["far"].unfrozen_epochs) == (4, 0)   # head-only keeps its budget
+    assert read_adapted(study) == {"near|1": {"image_size": [48, 64]}}
+    assert json.loads(study.user_attrs["advised:near|1"])["image_size"] == 48      # the advice itself, kept
+    status = bench.study_status(study)
+    assert status["trained_otherwise_than_advised"] == {"near|1": {"image_size": [48, 64]}}
+    assert "trained otherwise than advised, to fit the bench profile: near|1: image_size 48 -> 64" \
+        in format_bench_status(status)
