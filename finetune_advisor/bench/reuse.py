@@ -30,11 +30,12 @@ __all__ = ["REUSED_ATTR", "check_reusable", "reuse_baselines", "reuse_trials"]
 log = logging.getLogger(__name__)
 
 REUSED_ATTR = "reused_from"
-_MAY_DIFFER = ("datasets", "seeds")     # the settings a reusing study may choose differently
+_MAY_DIFFER = ("datasets", "seeds")     # the settings a reusing study may choose differently (and more anchors)
 
 
 def check_reusable(settings: Mapping[str, Any], source: BenchStudy) -> None:
-    """Refuse ``source`` unless it ran with ``settings`` (all but its datasets and seeds).
+    """Refuse ``source`` unless it ran with ``settings`` (all but its datasets and seeds; its
+    anchors may be fewer: a study that adds an anchor copies the others' trials).
 
     >>> check_reusable({"profile": {"image_size": 64}}, type("S", (), {"user_attrs": {}, "study_name": "old"})())
     Traceback (most recent call last):
@@ -45,7 +46,8 @@ def check_reusable(settings: Mapping[str, Any], source: BenchStudy) -> None:
     if theirs is None:
         raise ConfigError(f"cannot reuse trials of study {source.study_name!r}: it has no settings "
                           f"(not a bench study, or never prepared)")
-    differ = sorted(k for k in {*settings, *theirs} if k not in _MAY_DIFFER and settings.get(k) != theirs.get(k))
+    differ = sorted(k for k in {*settings, *theirs} if k not in _MAY_DIFFER and settings.get(k) != theirs.get(k)
+                    and not (k == "anchors" and set(theirs.get(k) or ()) <= set(settings.get(k) or ())))
     if differ:
         raise ConfigError(f"cannot reuse trials of study {source.study_name!r}: it ran with other "
                           f"{', '.join(differ)} ({'; '.join(f'{k}: {theirs.get(k)!r}' for k in differ)})",

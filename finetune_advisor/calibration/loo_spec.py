@@ -14,8 +14,12 @@ __all__ = ["ROLES", "BENCH_ANCHORS", "VALIDATION_ATTR", "LOO_PREFIX", "KIND", "c
 
 # role -> trial label in the LOO study (the table's column order)
 ROLES: dict[str, str] = {"calibrated": "anchor:calibrated", "fastai_fine_tune": "anchor:fastai_fine_tune",
-                         "lr_find_valley": "anchor:lr_find_valley", "study": "baseline", "oracle": "anchor:oracle"}
-BENCH_ANCHORS = ("fastai_fine_tune", "lr_find_valley")     # bench's own anchors, made by anchor_config
+                         "fastai_lr_find": "anchor:fastai_lr_find", "lr_find_valley": "anchor:lr_find_valley",
+                         "study": "baseline", "oracle": "anchor:oracle"}
+# bench's own anchors for a new validation: fastai_lr_find is what a fastai user does (learn.lr_find()
+# on the frozen learner, fine_tune at its valley); lr_find_valley, the study policy at the cached
+# test's valley, stays for comparison. A study already stamped keeps the anchors it was made with.
+BENCH_ANCHORS = ("fastai_fine_tune", "fastai_lr_find", "lr_find_valley")
 VALIDATION_ATTR = "validation"
 LOO_PREFIX = "loo:"
 KIND = "leave-one-dataset-out"

@@ -46,7 +46,8 @@ __all__ = ["ORACLE_GAP", "TABLE_FILES", "summarise", "role_scores", "seed_spread
 
 ORACLE_GAP = 0.02
 TABLE_FILES = {"loo_markdown": "loo.md", "loo_csv": "loo.csv", "loo_json": "loo.json", "loo_plot": "loo.png"}
-TITLES = {"calibrated": "calibrated", "fastai_fine_tune": "fastai fine_tune", "lr_find_valley": "lr_find valley",
+TITLES = {"calibrated": "calibrated", "fastai_fine_tune": "fastai fine_tune",
+          "fastai_lr_find": "fastai lr_find valley", "lr_find_valley": "cached-test valley",
           "study": "study policy", "oracle": "oracle"}
 GOALS = {"a": "calibrated mean over the single-label datasets ≥ fastai fine_tune's",
          "b": f"calibrated within {100 * ORACLE_GAP:g} points of the oracle on average",

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["validation_plot_data", "plot_validation"]
 
-COMPARED = ("calibrated", "study", "lr_find_valley", "oracle")       # each against fastai fine_tune
-STYLE = {"calibrated": ("tab:blue", "o"), "study": ("tab:red", "s"), "lr_find_valley": ("tab:orange", "^"),
-         "oracle": ("tab:green", "D")}
+COMPARED = ("calibrated", "study", "fastai_lr_find", "lr_find_valley", "oracle")   # each against fastai fine_tune
+STYLE = {"calibrated": ("tab:blue", "o"), "study": ("tab:red", "s"), "fastai_lr_find": ("tab:purple", "v"),
+         "lr_find_valley": ("tab:orange", "^"), "oracle": ("tab:green", "D")}
 
 
 def _number(x) -> float:

@@ -12,7 +12,9 @@ role (trial label)        config
 ``calibrated``            the calibrated policy with the rule fitted without D, on D's
 (``anchor:calibrated``)   measurements (:func:`calibrated_config`)
 ``fastai_fine_tune``      bench's anchor: fastai's stock ``fine_tune``
-``lr_find_valley``        bench's anchor: the baseline at fastai's ``lr_find`` valley
+``fastai_lr_find``        bench's anchor: what a fastai user does: ``learn.lr_find()`` on the
+                          frozen learner, then ``fine_tune`` at its valley (new studies)
+``lr_find_valley``        bench's anchor: the baseline at the cached-feature test's valley
 ``study`` (``baseline``)  bench's baseline: the study policy, advised *with* the LR finder
 ``oracle``                the sweep's best (arm, lr) cell for D, mean over its seeds
 (``anchor:oracle``)       (:func:`~finetune_advisor.bench.grid.calibration_config`)
@@ -182,7 +184,8 @@ def prepare_validation(study: BenchStudy, calibration_studies: Sequence[str], st
     >>> study = open_study("loo", "sqlite:///loo.db")                       # doctest: +SKIP
     >>> specs = prepare_validation(study, ["calib"], "sqlite:///calib.db")  # doctest: +SKIP
     >>> sorted({s.label for s in specs})                                    # doctest: +SKIP
-    ['anchor:calibrated', 'anchor:fastai_fine_tune', 'anchor:lr_find_valley', 'anchor:oracle', 'baseline']
+    ['anchor:calibrated', 'anchor:fastai_fine_tune', 'anchor:fastai_lr_find', 'anchor:lr_find_valley',
+     'anchor:oracle', 'baseline']
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or \
             isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0:
@@ -204,8 +207,9 @@ def prepare_validation(study: BenchStudy, calibration_studies: Sequence[str], st
         return {"calibrated": calibrated_config(baseline, calibrations[name]),
                 "oracle": None if oracle is None else oracle_config(baseline, oracle)}
 
+    anchors = (study.user_attrs.get("settings") or {}).get("anchors") or BENCH_ANCHORS   # resumed: its own
     return prepare_study(study, _bench_datasets(plan["datasets"], sweep["datasets"]), fractions=[1.0],
-                         seeds=seed_list, profile=BenchProfile(**sweep["profile"]), grid={}, anchors=BENCH_ANCHORS,
+                         seeds=seed_list, profile=BenchProfile(**sweep["profile"]), grid={}, anchors=anchors,
                          advise_fn=advise_fn, advise_options=options, extra_anchors=extra, reuse_from=reuse_from)
 
 

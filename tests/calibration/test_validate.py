@@ -217,7 +217,7 @@ def test_write_and_read_table_round_trip(tmp_path):
     files = write_table(table, tmp_path)
     back = read_table(tmp_path)
     assert back.study == "t" and back.rows[0]["calibrated_mean"] == 0.8 and back.rows[0]["oracle_mean"] is None
-    assert "| a | accuracy | 0.800 | 0.700 | – | – | – | +0.100 |" in Path(files["loo_markdown"]).read_text()
+    assert "| a | accuracy | 0.800 | 0.700 | – | – | – | – | +0.100 |" in Path(files["loo_markdown"]).read_text()
     assert back.markdown() == table.markdown() and "left out" not in table.markdown()
     cut_short = summarise(_scores([("a", "calibrated", 100, 0.8), ("a", "fastai_fine_tune", 100, 0.7),
                                    ("a", "calibrated", 101, 0.1)]), {"a": False})    # seed 101 not paired yet
