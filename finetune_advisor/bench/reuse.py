@@ -41,6 +41,12 @@ def check_reusable(settings: Mapping[str, Any], source: BenchStudy) -> None:
     Traceback (most recent call last):
     ...
     finetune_advisor.exceptions.ConfigError: cannot reuse trials of study 'old': it has no settings (not a bench study, or never prepared)
+    >>> old = type("S", (), {"user_attrs": {"settings": {"anchors": ["a"], "seeds": [0]}}, "study_name": "old"})()
+    >>> check_reusable({"anchors": ["a", "b"], "seeds": [1]}, old)            # more anchors, other seeds: fine
+    >>> check_reusable({"anchors": ["b"]}, old)
+    Traceback (most recent call last):
+    ...
+    finetune_advisor.exceptions.ConfigError: cannot reuse trials of study 'old': it ran with other anchors (anchors: ['a']) (reuse only a study run with the same profile, fractions, grid and anchors)
     """
     theirs = source.user_attrs.get("settings")
     if theirs is None:
