@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -102,10 +103,152 @@ def prepare(args: argparse.Namespace, storage: str, out: Path) -> None:
                                         "backbone": args.backbone})
 
 
+# the ladder's cells as results_table labels them -> the table's names (in the table's order)
+CELLS = {"anchor:calibrated": "calibrated", "anchor:advice_x3": "advice x3", "anchor:advice_div3": "advice /3",
+         "anchor:fastai_fine_tune": "fastai fine_tune", "baseline": "study"}
+ADVICE_CELLS = ("anchor:calibrated", "anchor:advice_x3", "anchor:advice_div3")
+REFERENCE_ARM = "lr_all_half"     # the 64 px sweep's whole-network arm at lr/2, the advice's own arm
+WITHIN = 0.01                     # the issue's test: the advice within 1 point of the best cell on the mean
+# a best rate half a decade away or more calls for its own calibration; the ladder's rates are x 3
+# apart (0.477 decades), so "half a decade" is read as 0.45: one step in the same direction everywhere
+MOVE_THRESHOLD = 0.45
+
+
+def cell_rates(study) -> dict[tuple[str, str], float]:
+    """(dataset, label) -> the head rate the cell trained (the same at every seed)."""
+    rates = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name == "COMPLETE" and "config" in t.user_attrs:
+            rates[(t.user_attrs["dataset"], t.user_attrs["label"])] = float(json.loads(t.user_attrs["config"])["lr"])
+    return rates
+
+
+def valid_sizes(study) -> dict[str, int]:
+    """Dataset -> its validation images (one image is 1/n of accuracy: the table's resolution)."""
+    return {t.user_attrs["dataset"]: int(t.user_attrs["n_valid"]) for t in study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and t.user_attrs.get("n_valid")}
+
+
+def best_rates(results, arm: str = REFERENCE_ARM) -> dict[str, list[float]]:
+    """Dataset -> the log10 rates of ``arm`` with the best mean score over the seeds all its
+    rates have (ties: all of them), from a sweep's ``bench.results_table``."""
+    out = {}
+    for dataset, g in results[results["parameter"] == arm].groupby("dataset"):
+        seeds = set.intersection(*(set(v["seed"]) for _, v in g.groupby("value")))
+        means = g[g["seed"].isin(seeds)].groupby("value")["metric"].mean()
+        if len(means):
+            out[dataset] = sorted(float(v) for v in means.index[means == means.max()])
+    return out
+
+
+def _mid(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def ladder_table(results, rates: dict[tuple[str, str], float], reference: dict[str, list[float]],
+                 n_valid: dict[str, int] | None = None) -> dict:
+    """The ladder's numbers (pure): per dataset each cell's mean and half-range over the seeds
+    every cell has, the winners, the advice's gap to the best, and how far the best advice rate
+    moved from the 64 px sweep's best (decades; the middle of tied rates); then the means over the
+    datasets every cell completed and the verdicts."""
+    rows = []
+    for dataset, g in results[results["label"].isin(list(CELLS))].groupby("dataset", sort=True):
+        by_cell = {label: v for label, v in g.groupby("label")}
+        seeds = sorted(set.intersection(*(set(v["seed"]) for v in by_cell.values())))
+        complete = len(by_cell) == len(CELLS) and bool(seeds)
+        cells = {}
+        for label, v in sorted(by_cell.items(), key=lambda kv: list(CELLS).index(kv[0])):     # the table's order
+            m = v[v["seed"].isin(seeds)]["metric"] if seeds else v["metric"]
+            cells[CELLS[label]] = {"mean": float(m.mean()), "spread": float((m.max() - m.min()) / 2), "n": int(len(m))}
+        row = {"dataset": dataset, "seeds": seeds, "complete": complete, "cells": cells,
+               "one_image": 1 / n_valid[dataset] if n_valid and n_valid.get(dataset) else None}
+        if complete:
+            best = max(c["mean"] for c in cells.values())
+            row["winners"] = [n for n, c in cells.items() if c["mean"] == best]
+            row["advice_gap"] = best - cells["calibrated"]["mean"]
+            advice = {lab: cells[CELLS[lab]]["mean"] for lab in ADVICE_CELLS}
+            top = max(advice.values())
+            ladder_best = sorted(math.log10(rates[(dataset, lab)]) for lab, v in advice.items() if v == top)
+            row["best_log10_lr"] = ladder_best
+            row["reference_log10_lr"] = reference.get(dataset)
+            row["lr_move_decades"] = None if not reference.get(dataset) else _mid(ladder_best) - _mid(reference[dataset])
+        rows.append(row)
+    done = [r for r in rows if r["complete"]]
+    summary: dict = {"n_datasets": len(done), "n_partial": len(rows) - len(done)}
+    if done:
+        summary["mean"] = {name: sum(r["cells"][name]["mean"] for r in done) / len(done) for name in CELLS.values()}
+        summary["mean_advice_gap"] = sum(r["advice_gap"] for r in done) / len(done)
+        summary["best_mean_cell"] = max(summary["mean"], key=summary["mean"].get)
+        summary["gap_to_best_mean_cell"] = summary["mean"][summary["best_mean_cell"]] - summary["mean"]["calibrated"]
+        summary["advice_holds"] = summary["mean_advice_gap"] <= WITHIN
+        moves = [r["lr_move_decades"] for r in done if r["lr_move_decades"] is not None]
+        summary["mean_lr_move_decades"] = sum(moves) / len(moves) if moves else None
+        summary["mean_abs_lr_move_decades"] = sum(map(abs, moves)) / len(moves) if moves else None
+        summary["rate_moved"] = None if not moves else abs(summary["mean_lr_move_decades"]) >= MOVE_THRESHOLD
+    return {"rows": rows, "summary": summary}
+
+
+def _rate(logs: list[float] | None) -> str:
+    return "–" if not logs else " / ".join(f"{10 ** v:.1e}" for v in logs)
+
+
+def format_table(table: dict, *, title: str, command: str) -> str:
+    """The ladder's Markdown: one row per dataset, the mean row, and the verdicts in words."""
+    names = list(CELLS.values())
+    lines = [f"# {title}", "", f"Reprint: `{command}`", "",
+             "| dataset | seeds | 1 image | " + " | ".join(names) + " | best | advice gap | best advice lr (128 px) "
+             "| best lr (64 px) | moved (decades) |",
+             "|---|---|---:|" + "---:|" * len(names) + "---|---:|---:|---:|---:|"]
+    for r in table["rows"]:
+        cells = " | ".join(f"{r['cells'][n]['mean']:.3f} ± {r['cells'][n]['spread']:.3f}" if n in r["cells"] else "–"
+                           for n in names)
+        seeds = ",".join(map(str, r["seeds"])) or "–"
+        seeds += " | " + ("–" if r["one_image"] is None else f"{r['one_image']:.3f}")
+        if not r["complete"]:
+            lines.append(f"| {r['dataset']} (partial) | {seeds} | {cells} | – | – | – | – | – |")
+            continue
+        move = "–" if r["lr_move_decades"] is None else f"{r['lr_move_decades']:+.2f}"
+        lines.append(f"| {r['dataset']} | {seeds} | {cells} | {', '.join(r['winners'])} | {r['advice_gap']:.3f} "
+                     f"| {_rate(r['best_log10_lr'])} | {_rate(r['reference_log10_lr'])} | {move} |")
+    s = table["summary"]
+    if not s["n_datasets"]:
+        return "\n".join(lines + ["", "No dataset has every cell yet."])
+    means = " | ".join(f"**{s['mean'][n]:.3f}**" for n in names)
+    lines.append(f"| **mean** ({s['n_datasets']}) | | | {means} | {s['best_mean_cell']} | {s['mean_advice_gap']:.3f} "
+                 f"| | | {'–' if s['mean_lr_move_decades'] is None else format(s['mean_lr_move_decades'], '+.2f')} |")
+    holds = "holds" if s["advice_holds"] else "does not hold"
+    lines += ["", f"**Verdict.** On {s['n_datasets']} datasets ({s['n_partial']} partial, left out), the calibrated "
+              f"advice is {s['mean_advice_gap']:.3f} below each dataset's best cell on the mean (the test: at most "
+              f"{WITHIN:.2f}), and {s['gap_to_best_mean_cell']:.3f} below the best cell on the mean "
+              f"({s['best_mean_cell']}): the 64 px advice {holds} at 128 px by that test."]
+    if s["rate_moved"] is not None:
+        moved = ("half a decade or more: the longer schedule calls for its own calibration" if s["rate_moved"]
+                 else "less than half a decade: no separate calibration is called for")
+        lines.append(f"The best advice rate lies {s['mean_lr_move_decades']:+.2f} decades from the 64 px sweep's "
+                     f"best on the mean (mean |move| {s['mean_abs_lr_move_decades']:.2f}; the rates are x 3 apart): "
+                     f"{moved}.")
+    return "\n".join(lines) + "\n"
+
+
 def write_table(args: argparse.Namespace, storage: str, out: Path) -> str:
+    """``ladder.md`` and ``ladder.json`` in ``out`` from the study (and the 64 px sweep's best
+    rates); returns the Markdown."""
     study = bench.open_study(args.study, storage, create=False)
-    status = bench.study_status(study)
-    return f"{args.study}: {status['n_done']} of {status['n_grid']} trials"
+    reference: dict[str, list[float]] = {}
+    ref_db = REPO / "docs" / "bench" / args.reference_study / "bench.db"
+    if ref_db.exists():
+        reference = best_rates(bench.results_table(bench.open_study(args.reference_study, f"sqlite:///{ref_db}",
+                                                                    create=False)))
+    table = ladder_table(bench.results_table(study), cell_rates(study), reference, valid_sizes(study))
+    table["study"] = args.study
+    table["reference_study"] = args.reference_study if reference else None
+    table["status"] = {k: v for k, v in bench.study_status(study).items() if k in ("n_done", "n_grid")}
+    command = f"python benchmarks/fidelity_ladder.py --table-only --study {args.study}"
+    text = format_table(table, title=f"The fidelity ladder: {args.study} ({table['status']['n_done']} of "
+                        f"{table['status']['n_grid']} trials)", command=command)
+    (out / "ladder.md").write_text(text)
+    (out / "ladder.json").write_text(json.dumps(table, indent=2) + "\n")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
