@@ -17,8 +17,15 @@ advice's gap to it, and how far the best advice rate moved from the 64 px sweep'
 whole-network rate on the same images, in decades (``ladder.md`` and ``ladder.json`` in
 ``--out``). Resumable: rerun the same command after a kill; ``--table-only`` runs nothing.
 
-    python benchmarks/fidelity_ladder.py --workers 2                 # about 3 h of two workers
+    python benchmarks/fidelity_ladder.py --workers 2                 # about 1.5 h of two workers
     python benchmarks/fidelity_ladder.py --table-only                # reprint from the committed study
+    python benchmarks/fidelity_ladder.py --table-only --ship         # the verdict into the shipped calibration
+
+A cell that trains the network from a head-only study baseline gets the profile's 3 + 9 epochs
+(``bench.expand_grid(profile=)``); the first run, before that fix, trained them 12 + 0 on pets
+and food (``--reuse-from`` copied its other trials). ``--ship`` stores the verdict with the
+calibration (``Calibration.with_fidelity``) once every trial is done: a calibration transferred
+to another profile (``paper``) then cites it in its reasons.
 """
 from __future__ import annotations
 
@@ -60,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse-storage", help="its storage (default: --storage)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes, one thread each")
     p.add_argument("--table-only", action="store_true", help="print the table so far; prepare and train nothing")
+    p.add_argument("--ship", action="store_true",
+                   help="write the verdict into the calibration (the shipped one, or --calibration) as its fidelity "
+                        "check, which a transferred calibration's reasons cite; only once every dataset is complete")
     return p.parse_args(argv)
 
 
@@ -251,6 +261,30 @@ def write_table(args: argparse.Namespace, storage: str, out: Path) -> str:
     return text
 
 
+def ship_fidelity(args: argparse.Namespace, storage: str, table: dict) -> Path:
+    """Store the ladder's verdict in the calibration it checked (``Calibration.with_fidelity``)."""
+    from finetune_advisor.bench.storage import read_baselines
+    from finetune_advisor.calibration.model import SHIPPED_DIR
+
+    s, done = table["summary"], table["status"]
+    if s.get("n_partial") or not s.get("n_datasets") or done["n_done"] < done["n_grid"]:
+        sys.exit(f"error: the ladder is not complete ({done['n_done']} of {done['n_grid']} trials): nothing shipped")
+    baseline = next(iter(read_baselines(bench.open_study(args.study, storage, create=False)).values()))
+    key = baseline.measurements.similarity.backbone_key
+    cal, why_not = find_calibration(key, "cpu", args.calibration)
+    if cal is None:
+        sys.exit(f"error: {why_not}")
+    path = Path(args.calibration) if args.calibration else SHIPPED_DIR / f"{cal.backbone}-{cal.profile}.json"
+    check = {"study": args.study, "image_size": args.image_size, "head_epochs": args.head_epochs,
+             "unfrozen_epochs": args.unfrozen_epochs, "images_per_class": args.size, "seeds": args.seeds,
+             "n_datasets": s["n_datasets"], "mean_advice_gap": round(s["mean_advice_gap"], 4),
+             "gap_to_best_mean_cell": round(s["gap_to_best_mean_cell"], 4), "holds": bool(s["advice_holds"]),
+             "mean_lr_move_decades": None if s["mean_lr_move_decades"] is None else round(s["mean_lr_move_decades"], 3),
+             "table": f"docs/bench/{args.study}/ladder.md"}
+    cal.with_fidelity(check).save(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out or REPO / "docs" / "bench" / args.study).resolve()
@@ -264,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         codes = bench.spawn_workers(args.study, storage, args.workers, out_dir=out)
         print(f"      done in {(time.perf_counter() - clock) / 60:.1f} min (exit codes {codes})", file=sys.stderr)
     print(write_table(args, storage, out))
+    if args.ship:
+        path = ship_fidelity(args, storage, json.loads((out / "ladder.json").read_text()))
+        print(f"the fidelity check is in {path}", file=sys.stderr)
     return 0
 
 

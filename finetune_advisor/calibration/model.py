@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .._io import to_jsonable, write_text_atomic
 from ..exceptions import CalibrationError
@@ -64,8 +64,26 @@ class Calibration:
                 + (f", {self.provenance['n_trials']} trials" if self.provenance.get("n_trials") else "")
                 + _schedule_evidence(self.provenance.get("schedule_evidence"))
                 + (f"; transferred to {to['backbone']} at {to['profile']}, which have none" if to else "")
-                + (f" (transferred from the {self.profile} calibration, not validated at {to['profile']})"
+                + (f" (transferred from the {self.profile} calibration, not validated at {to['profile']}"
+                   f"{_fidelity_evidence(self.provenance.get('fidelity'))})"
                    if to and to["profile"] != self.profile else ""))
+
+    def with_fidelity(self, check: Mapping[str, Any]) -> "Calibration":
+        """This calibration with a fidelity check of its advice at another schedule (the 128 px
+        ladder's summary: ``study``, ``image_size``, ``head_epochs``, ``unfrozen_epochs``,
+        ``n_datasets``, ``mean_advice_gap``, ``holds``) kept in ``provenance["fidelity"]``, one per
+        study; a transferred calibration's reasons cite it.
+
+        >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"datasets": ["a"]})
+        >>> cal = cal.with_fidelity({"study": "ladder", "image_size": 128, "head_epochs": 3, "unfrozen_epochs": 9,
+        ...                          "n_datasets": 6, "mean_advice_gap": 0.008, "holds": True})
+        >>> print(cal.transferred("r50", "paper").evidence())       # doctest: +NORMALIZE_WHITESPACE
+        calibrated on 1 datasets, backbone r50, profile cpu; transferred to r50 at paper, which have none
+        (transferred from the cpu calibration, not validated at paper; at 128 px, 3 + 9 epochs on 6 datasets
+        (ladder) it was 0.008 below each dataset's best cell on the mean: within 1 point)
+        """
+        kept = [c for c in self.provenance.get("fidelity") or () if c.get("study") != check.get("study")]
+        return replace(self, provenance={**self.provenance, "fidelity": [*kept, dict(check)]})
 
     def transferred(self, backbone: str, profile: str) -> "Calibration":
         """This calibration used for a backbone and profile it was not fitted for (its rule unchanged)."""
@@ -308,6 +326,19 @@ class Calibration:
         except json.JSONDecodeError as exc:
             raise CalibrationError(f"the calibration {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=str(path))
+
+
+_FIDELITY_KEYS = ("study", "image_size", "head_epochs", "unfrozen_epochs", "n_datasets", "mean_advice_gap", "holds")
+
+
+def _fidelity_evidence(checks: Sequence[Mapping[str, Any]] | None) -> str:
+    """The fidelity checks in words (a malformed entry, from a hand-edited file, is left out)."""
+    ok = [c for c in checks or () if isinstance(c, Mapping) and all(k in c for k in _FIDELITY_KEYS)
+          and isinstance(c["mean_advice_gap"], (int, float))]
+    return "".join(f"; at {c['image_size']} px, {c['head_epochs']} + {c['unfrozen_epochs']} epochs on "
+                   f"{c['n_datasets']} datasets ({c['study']}) it was {c['mean_advice_gap']:.3f} below each "
+                   f"dataset's best cell on the mean: {'within' if c['holds'] else 'not within'} 1 point"
+                   for c in ok)
 
 
 def _schedule_evidence(evidence: Mapping[str, Any] | None) -> str:
