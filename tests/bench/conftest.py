@@ -1,14 +1,8 @@
 """Fixtures of the bench tests: a helper module (fake advise and train, shared by in-process tests
-and subprocess workers) and a throwaway PostgreSQL server."""
+and subprocess workers); the throwaway PostgreSQL server is in tests/conftest.py."""
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -74,49 +68,3 @@ def helper(tmp_path, monkeypatch):
     return mod
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def postgres_url(tmp_path):
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's postgresql), or a clear skip."""
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed (pip install psycopg2-binary)")
-    if os.environ.get("BENCH_TEST_POSTGRES_URL"):
-        yield os.environ["BENCH_TEST_POSTGRES_URL"]
-        return
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
-    bindir = Path(bins[-1]).parent
-    as_pg: list[str] = []
-    if os.geteuid() == 0:
-        runuser = shutil.which("runuser") or shutil.which("su")
-        if not runuser:
-            pytest.skip("running as root and no runuser to switch to the postgres user")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    import tempfile
-    base = Path(tempfile.mkdtemp(prefix="bench-pg-"))   # pytest's tmp dirs are private to root
-    os.chmod(base, 0o755)
-    data = base / "pgdata"
-    data.mkdir()
-    if as_pg:
-        shutil.chown(data, "postgres")
-    port = _free_port()
-    try:
-        subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(data / "log"),
-                                "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start"],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        out = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"could not start a PostgreSQL server: {exc} {out.decode(errors='replace')[-300:]}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)

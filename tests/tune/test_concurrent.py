@@ -1,4 +1,4 @@
-"""Two ``tune`` processes started together on one new SQLite study: the second joins the first
+"""Two ``tune`` processes started together on one new study (SQLite, PostgreSQL): the second joins the first
 (issue 29.4: it once died on the schema's ``alembic_version`` IntegrityError, or refused with a
 false "started from another config" when the two recommendations' timings differed)."""
 from __future__ import annotations
@@ -12,11 +12,19 @@ optuna = pytest.importorskip("optuna")
 posix_only = pytest.mark.skipif(os.name != "posix", reason="two child processes")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_storage(request, tmp_path):
+    """A storage URL with no study in it yet."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tune.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @posix_only
-def test_two_tunes_started_at_once_on_a_new_study_share_it(folder, tmp_path, cli_child):
+def test_two_tunes_started_at_once_on_a_new_study_share_it(folder, tmp_path, cli_child, new_storage):
     out = tmp_path / "out"
     out.mkdir()
-    storage = f"sqlite:///{out / 'tune.db'}"
+    storage = new_storage
     # both recommend (each measures its own timings) and create the study at the same moment
     args = ["tune", folder, "--random-init", "--backbone", "resnet18", "--no-similarity", "--lr-steps", "20",
             "--budget", "100x", "--trials", "4", "--storage", storage, "--json", "-q"]
