@@ -136,8 +136,10 @@ def format_train_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_ARM_WORDS = {"head_only": "the head only", "all_half": "the whole network, unfrozen at lr/2",
-              "all_tenth": "the whole network, unfrozen at lr/10"}
+# the runner-up in words; its rate ({lr}) is the head's
+_ARM_WORDS = {"head_only": "the head only at lr {lr}",
+              "all_half": "the head at lr {lr}, then the whole network at lr/2",
+              "all_tenth": "the head at lr {lr}, then the whole network at lr/10"}
 
 
 def format_rate_band(cfg) -> list[str]:
@@ -166,7 +168,8 @@ def _band_lines(cfg) -> list[str]:
     if b.runner_up_arm and b.runner_up_lr:
         both = (f"; trying both cuts the leave-one-out regret from {pts(b.regret_rule_alone)} to "
                 f"{pts(b.regret_try_both)}" if b.regret_rule_alone is not None and b.regret_try_both is not None else "")
-        lines.append(f"runner-up: {_ARM_WORDS.get(b.runner_up_arm, b.runner_up_arm)} at lr {b.runner_up_lr:.1e}{both}")
+        words = _ARM_WORDS.get(b.runner_up_arm, b.runner_up_arm + " at lr {lr}")
+        lines.append(f"runner-up: {words.format(lr=f'{b.runner_up_lr:.1e}')}{both}")
     if b.fastai_loss_mean is not None:
         lines.append(f"fastai's default fine_tune scores {pts(b.fastai_loss_mean)} below the advice on average on "
                      f"the calibration datasets")

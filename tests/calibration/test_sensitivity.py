@@ -78,3 +78,23 @@ def test_the_probe_line_is_checked_leave_one_out_by_hand():
     # left out, d is predicted by the exact line through a, b, c: 0.8, so its error is +0.2
     assert fit["loo_errors"]["d"] == pytest.approx(0.2)
     assert fit["n_datasets"] == 4
+
+
+def test_the_summary_lines_say_the_band_the_costs_the_runner_up_and_the_finder():
+    from finetune_advisor.cli.output import format_rate_band
+    from finetune_advisor.config import Config
+    from finetune_advisor.measurements import Measurements, RateBand
+
+    band = RateBand(lr_low=2.5e-3, lr_high=4.5e-3, n_within=4, n_datasets=15, cost_x3_mean=0.036,
+                    cost_x3_worst=0.099, cost_x10_mean=0.234, cost_x10_worst=0.851, fastai_loss_mean=0.034,
+                    runner_up_arm="all_tenth", runner_up_lr=10 ** -1.5, regret_rule_alone=0.015,
+                    regret_try_both=0.008, finder_lr=1.2e-3, finder_outside=True)
+    lines = format_rate_band(Config(lr=10 ** -2.5, measurements=Measurements(rate_band=band)))
+    assert lines[0].startswith("lr 3.2e-03: within 1 pt of the advice on average from 2.5e-03 to 4.5e-03 (4 of the 15")
+    assert "x3 off costs 3.6 pts on average (worst 9.9 pts), x10 off 23.4 pts (worst 85.1 pts)" in lines[0]
+    assert lines[1] == ("runner-up: the head at lr 3.2e-02, then the whole network at lr/10; trying both cuts the "
+                        "leave-one-out regret from 1.5 pts to 0.8 pts")
+    assert lines[2] == "fastai's default fine_tune scores 3.4 pts below the advice on average on the calibration datasets"
+    assert lines[3].startswith("the LR finder's pick 1.2e-03 lies outside that band")
+    no_band = format_rate_band(Config(measurements=Measurements(rate_band_note="the calibration has no table")))
+    assert no_band == ["no confidence band for the rate: the calibration has no table"]
