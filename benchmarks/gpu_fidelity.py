@@ -5,7 +5,8 @@ precision), on shared single-label datasets at up to 100 images a class (the ben
 subsample, ``pets@100``):
 
 - ``advice``: what ``recommend`` says at ``--profile paper`` (the calibrated policy);
-- ``advice_x3`` / ``advice_div3``: its head and unfrozen rates × 3 and ÷ 3;
+- ``advice_x3`` / ``advice_div3`` / ``advice_div10``: its head and unfrozen rates × 3, ÷ 3 and ÷ 10
+  (``calibration.fidelity.RATE_FACTORS``, the ladder's);
 - ``fastai_fine_tune``: fastai's defaults (``fine_tune(base_lr=2e-3)``) with the same epochs;
 - ``study``: the published rules (``--policy study``'s rates, depth and epochs).
 
@@ -36,19 +37,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESNET50 = REPO.parent / "shared" / "tools" / "pretrained" / "resnet50_keras_v1.py"
 DATASETS = ("pets", "food", "eurosat", "tomato", "mri", "draw")
-CELLS = ("advice", "advice_x3", "advice_div3", "fastai_fine_tune", "study")
+CELLS = ("advice", "advice_x3", "advice_div3", "advice_div10", "fastai_fine_tune", "study")
 FIELDS = ("dataset", "cell", "seed", "lr", "lr_finetune", "fine_tune", "head_epochs", "unfrozen_epochs",
           "image_size", "accuracy", "n_train", "n_valid", "wall_time_s")
 
 
 def cell_configs(advice, study_values: dict) -> dict:
-    """The five cells' Configs from the advice (its ``alternatives["study"]`` holds the study's)."""
+    """The cells' Configs from the advice (its ``alternatives["study"]`` holds the study's)."""
     from finetune_advisor.bench.grid import anchor_config
+    from finetune_advisor.calibration.fidelity import rate_variants
 
-    cells = {"advice": advice}
-    for name, k in (("advice_x3", 3.0), ("advice_div3", 1 / 3)):
-        cells[name] = advice.replace(f"gpu fidelity: the advice's rates x {k:.3g}", lr=advice.lr * k,
-                                     lr_finetune=advice.lr_finetune * k)
+    cells = {"advice": advice, **rate_variants(advice, check="gpu fidelity")}
     cells["fastai_fine_tune"] = anchor_config(advice, "fastai_fine_tune")
     known = {k: v for k, v in study_values.items() if k in ("lr", "lr_finetune", "lr_divisor", "fine_tune",
                                                             "head_epochs", "unfrozen_epochs")}
@@ -123,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from finetune_advisor import bench
-    from finetune_advisor.backbones import create_backbone
     from finetune_advisor.recommend import advise
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")

@@ -76,11 +76,14 @@ class Calibration:
 
         >>> cal = Calibration(CalibratedRule("all_half", -2.5), "r50", "cpu", provenance={"datasets": ["a"]})
         >>> cal = cal.with_fidelity({"study": "ladder", "image_size": 128, "head_epochs": 3, "unfrozen_epochs": 9,
-        ...                          "n_datasets": 6, "mean_advice_gap": 0.008, "holds": True})
+        ...                          "n_datasets": 6, "mean_advice_gap": 0.018, "holds": False,
+        ...                          "best_mean_cell": "advice /3", "gap_to_best_mean_cell": 0.011,
+        ...                          "mean_lr_move_decades": -0.31})
         >>> print(cal.transferred("r50", "paper").evidence())       # doctest: +NORMALIZE_WHITESPACE
         calibrated on 1 datasets, backbone r50, profile cpu; transferred to r50 at paper, which have none
         (transferred from the cpu calibration, not validated at paper; at 128 px, 3 + 9 epochs on 6 datasets
-        (ladder) it was 0.008 below each dataset's best cell on the mean: within 1 point)
+        (ladder) it was 0.018 below each dataset's best cell on the mean: not within 1 point; its best cell
+        on the mean was advice /3 (+0.011); the best rate lay 0.31 decades lower on average)
         """
         kept = [c for c in self.provenance.get("fidelity") or () if c.get("study") != check.get("study")]
         return replace(self, provenance={**self.provenance, "fidelity": [*kept, dict(check)]})
@@ -338,7 +341,18 @@ def _fidelity_evidence(checks: Sequence[Mapping[str, Any]] | None) -> str:
     return "".join(f"; at {c['image_size']} px, {c['head_epochs']} + {c['unfrozen_epochs']} epochs on "
                    f"{c['n_datasets']} datasets ({c['study']}) it was {c['mean_advice_gap']:.3f} below each "
                    f"dataset's best cell on the mean: {'within' if c['holds'] else 'not within'} 1 point"
-                   for c in ok)
+                   + _best_cell_evidence(c) for c in ok)
+
+
+def _best_cell_evidence(check: Mapping[str, Any]) -> str:
+    """Which cell of a fidelity check did best on the mean, and where its best rate lay."""
+    cell, gap, move = check.get("best_mean_cell"), check.get("gap_to_best_mean_cell"), check.get("mean_lr_move_decades")
+    text = ""
+    if isinstance(cell, str) and cell != "calibrated" and isinstance(gap, (int, float)):
+        text += f"; its best cell on the mean was {cell} (+{gap:.3f})"
+    if isinstance(move, (int, float)) and abs(move) >= 0.05:
+        text += f"; the best rate lay {abs(move):.2f} decades {'lower' if move < 0 else 'higher'} on average"
+    return text
 
 
 def _schedule_evidence(evidence: Mapping[str, Any] | None) -> str:
@@ -390,8 +404,9 @@ def nearest_calibration(backbone: str, profile: str) -> Calibration | None:
 
     Why transfer rather than fall back to the study policy: in our measurements the study's
     rules trail fastai's ``fine_tune`` on every dataset, while the fitted rules are constant
-    rates close to each other across backbones and held at 128 px (README, "Policies and
-    calibration"); ``--policy study`` keeps the published rules.
+    rates close to each other across backbones, and at 128 px the ResNet-50 rule tied
+    ``fine_tune`` and led the study's rules by 18 points (``docs/bench/cpu-r50-ladder-128``);
+    ``--policy study`` keeps the published rules.
     """
     shipped = shipped_calibrations()
     if not shipped:

@@ -90,6 +90,24 @@ def test_the_nearest_shipped_calibration_is_transferred_and_says_so(monkeypatch,
                                 "calibration, not validated at paper)")
 
 
+def test_a_fidelity_check_survives_the_file_and_a_transferred_calibration_cites_it(tmp_path):
+    check = {"study": "ladder", "image_size": 128, "head_epochs": 3, "unfrozen_epochs": 9, "n_datasets": 6,
+             "mean_advice_gap": 0.018, "holds": False, "best_mean_cell": "advice /3",
+             "gap_to_best_mean_cell": 0.011, "mean_lr_move_decades": -0.31}
+    cal = Calibration(CalibratedRule("all_half", -2.5), backbone="r50", profile="cpu",
+                      provenance={"datasets": ["a", "b"]})
+    cal = cal.with_fidelity({**check, "mean_advice_gap": 0.5}).with_fidelity(check)   # the same study: replaced
+    cal = cal.with_fidelity({"study": "hand-edited", "image_size": 224})             # malformed: not cited
+    cal.save(tmp_path / "c.json")
+    back = Calibration.load(tmp_path / "c.json")
+    assert [c["study"] for c in back.provenance["fidelity"]] == ["ladder", "hand-edited"]
+    assert "not validated" not in back.evidence()            # at its own profile nothing is transferred
+    said = back.transferred("r50", "paper").evidence()
+    assert said.count("at 128 px") == 1 and "0.018 below each dataset's best cell on the mean: not within 1 point" in said
+    assert "its best cell on the mean was advice /3 (+0.011)" in said and "0.31 decades lower" in said
+    assert "224" not in said
+
+
 def test_resolve_policy_transfers_to_pretrained_backbones_only(monkeypatch, tmp_path):
     from finetune_advisor.calibration import model
     from finetune_advisor.recommend import AdviseOptions, resolve_policy
