@@ -22,7 +22,7 @@ from .hardware import AUTO_PROFILE, auto_profile
 from .backbones import create_backbone
 from .calibration import Calibration, find_calibration, nearest_calibration
 from .config import PROFILES, Config
-from .exceptions import ConfigError, DatasetError, LRFinderError
+from .exceptions import ConfigError, DatasetError, LRFinderError, SimilarityReferenceError
 from .learner import LearnerSpec, build_learner
 from .learner.features import FeatureCache, cache_features
 from .lr_finder import find_lr
@@ -404,7 +404,11 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         from .similarity import dataset_similarity, get_reference
 
         clock = time.perf_counter()
-        ref = get_reference(bb, path=opts.reference)
+        try:
+            ref = get_reference(bb, path=opts.reference)
+        except SimilarityReferenceError as exc:   # the way on without one: similarity is one input of many
+            raise SimilarityReferenceError(exc.message, path=exc.path, hint=(f"{exc.hint}; " if exc.hint else "")
+                                           + "or skip it with --no-similarity (similarity=False)") from None
         sim_result = dataset_similarity(dataset, bb, ref, threshold=opts.threshold, max_images=opts.max_images,
                                         bootstrap=opts.bootstrap, seed=seed, progress=opts.progress)
         log.debug("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)

@@ -569,6 +569,13 @@ def test_weights_download_without_network_is_one_line(tmp_path, capsys, monkeypa
     error_line(rc, err, "cannot download resnet34 weights", "timed out", "--weights PATH")
 
 
+def test_no_similarity_reference_for_the_backbone_names_the_ways_on(tmp_path, capsys):
+    # offline (the suite's default), random-init ResNet-18: nothing cached, shipped or downloadable
+    rc, _, err = cli(capsys, "recommend", two_classes(tmp_path / "d"), "--backbone", "resnet18", "--random-init",
+                     "--no-lr-finder")
+    error_line(rc, err, "reference build PATH", "--reference PATH", "or skip it with --no-similarity")
+
+
 def test_without_a_network_the_fallback_is_one_quiet_line_and_remembered(tmp_path, capsys, monkeypatch, caplog):
     from finetune_advisor.backbones import loaders
 
@@ -587,7 +594,7 @@ def test_without_a_network_the_fallback_is_one_quiet_line_and_remembered(tmp_pat
     caplog.clear()
     monkeypatch.setattr(loaders, "_name_lookup_failure", lambda url: pytest.fail("looked up again"))
     rc, out, err = cli(capsys, *args)                  # the next run remembers: no second try
-    assert rc == 0 and "no network 0 min ago" in caplog.text
+    assert rc == 0 and "no network when last tried, under a minute ago" in caplog.text
 
 
 # --- the CLI's own guarantees -----------------------------------------------------------------------

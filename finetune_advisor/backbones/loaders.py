@@ -164,8 +164,10 @@ def torchvision_resnet(name: str, *, weights: str | os.PathLike | None = None, p
         if not cached:      # fail quietly and at once without a network: no torch.hub line, no retry each run
             since = _no_network_since()
             if since is not None:
-                raise WeightsUnavailableError(f"cannot download {name} weights: no network {since / 60:.0f} min ago "
-                                              f"(tried again after {NO_NETWORK_MEMORY_S // 60} min)", hint=hint)
+                ago = "under a minute ago" if since < 60 else f"{since / 60:.0f} min ago"
+                raise WeightsUnavailableError(f"cannot download {name} weights: no network when last tried, {ago} "
+                                              f"(the next try waits {NO_NETWORK_MEMORY_S // 60} min from then)",
+                                              hint=hint)
             lookup = _name_lookup_failure(tv_weights.url)
             if lookup is not None:
                 _remember_no_network()
