@@ -32,7 +32,7 @@ STUDY = "cpu-r50-sched-v1"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default=STUDY)
-    ap.add_argument("--storage", default=None, help=f"default: sqlite:///docs/bench/<study>/bench.db")
+    ap.add_argument("--storage", default=None, help="default: sqlite:///docs/bench/<study>/bench.db")
     ap.add_argument("--reference", default="resnet50_keras_v1",
                     help="backbone whose shipped cpu calibration is 'today's constant'")
     ap.add_argument("--partial", action="store_true",

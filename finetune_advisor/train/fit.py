@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd   # loaded where used: 0.5 s that `import finetune_advisor` need not pay
+    from fastai.data.core import DataLoaders
 
 __all__ = ["train"]
 

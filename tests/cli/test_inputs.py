@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -226,7 +225,7 @@ def test_the_similarity_subsample_never_claims_more_images_than_exist(caplog):
         drawn, subsampled = _draw(uneven, k=20, max_images=2000, seed=0)
     n_drawn = sum(map(len, drawn.values()))
     assert subsampled and 1900 <= n_drawn <= 2000
-    assert f"300 classes, 3750 images at up to 20 per class, exceed max_images=2000" in caplog.text
+    assert "300 classes, 3750 images at up to 20 per class, exceed max_images=2000" in caplog.text
     assert f"({n_drawn} images)" in caplog.text
 
 
