@@ -462,6 +462,10 @@ def main(argv=None) -> int:
             picks.get((name, "full"), {}).get("ours", []))
         r["C ours med"], r["F ours med"] = c_med, f_med
         r["C/F"] = c_med / f_med if f_med == f_med and c_med == c_med else math.nan
+        c_valley, f_valley = (median(picks.get((name, m), {}).get("valley", [])) for m in ("cached", "full"))
+        r["C valley med"], r["F valley med"] = c_valley, f_valley
+        r["valley dec"] = math.log10(c_valley / f_valley) if c_valley == c_valley and f_valley == f_valley else math.nan
+        r["steep dec"] = math.log10(r["C/F"]) if r["C/F"] == r["C/F"] else math.nan
         for m, tag in (("cached", "C"), ("full", "F")):
             pk = picks.get((name, m), {k: [] for k in PICKERS})
             for k in PICKERS:
@@ -477,10 +481,11 @@ def main(argv=None) -> int:
         "pick, fail = seeds where our pick raised LRFinderError)")
     with pd.option_context(*[x for kv in fmt.items() for x in kv]):
         out(df[spread_cols].to_string(index=False))
-        out("\ncached vs full pick (ours; geometric median over seeds) and seconds per stage "
+        out("\ncached vs full: our steepest pick and fastai's valley (geometric medians over seeds), how many "
+            "decades the cached one lies from the full one (log10 cached / full), and seconds per stage "
             "(cache = one embedding pass; sweep = per seed)")
-        out(df[["dataset", "C ours med", "F ours med", "C/F", "cache s", "C sweep s", "F sweep s"]]
-            .to_string(index=False))
+        out(df[["dataset", "C ours med", "F ours med", "C/F", "steep dec", "C valley med", "F valley med",
+                "valley dec", "cache s", "C sweep s", "F sweep s"]].to_string(index=False))
         if best:
             out(f"\ndistance to the grid-best rate of the {args.grid} frozen-head fits, in decades "
                 f"(mean |log10(pick / best)| over seeds)")
