@@ -272,7 +272,7 @@ def write_table(args: argparse.Namespace, storage: str, out: Path) -> str:
 
 def ship_fidelity(args: argparse.Namespace, storage: str, table: dict) -> Path:
     """Store the ladder's verdict in the calibration it checked (``Calibration.with_fidelity``)."""
-    from finetune_advisor.bench.storage import read_baselines
+    from finetune_advisor.bench.records import read_baselines
     from finetune_advisor.calibration.model import SHIPPED_DIR
 
     s, done = table["summary"], table["status"]

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from finetune_advisor import bench
-from finetune_advisor.bench.storage import read_datasets
+from finetune_advisor.bench.records import read_datasets
 from finetune_advisor.calibration.loo_table import judge_goals, role_scores, summarise
 from finetune_advisor.calibration.model import Calibration, find_calibration
 from finetune_advisor.calibration.validate import calibrated_config

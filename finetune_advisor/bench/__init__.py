@@ -23,7 +23,8 @@ from .grid import (ANCHORS, BENCH_PROFILES, CALIBRATION_LOG10_LRS, FRACTIONS, Be
                    calibration_config, custom_profile, expand_grid, select_anchors, select_grid, variation_config)
 from .results import (RESULT_COLUMNS, BenchOutputs, CsvTable, improvement_table, plot_heatmap, read_outputs,
                       read_regret, regret_summary, results_table, write_outputs)
-from .storage import CLAIM_ATTR, BenchStudy, open_study, study_status
+from .records import study_status
+from .storage import CLAIM_ATTR, BenchStudy, open_study
 from .trials import advise_baseline, fraction_subset, train_trial
 from .worker import prepare_study, run_bench, run_worker, spawn_workers
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from .storage import BASELINE_PREFIX, baseline_attr
+from .records import BASELINE_PREFIX, baseline_attr
 
 ADVISED_PREFIX = "advised:"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._io import atomic_open, write_text_atomic
 from .._plotting import new_figure, save_png
 from .grid import ANCHORS, is_tune_anchor, parse_label
-from .storage import study_status
+from .records import study_status
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -23,7 +23,8 @@ from typing import Any, Mapping, Sequence
 from ..config import Config
 from ..exceptions import ConfigError
 from .grid import TrialSpec
-from .storage import BASELINE_PREFIX, BenchStudy
+from .records import BASELINE_PREFIX
+from .storage import BenchStudy
 
 __all__ = ["REUSED_ATTR", "check_reusable", "reuse_baselines", "reuse_trials"]
 

@@ -28,8 +28,8 @@ from .grid import (ANCHORS, BENCH_PROFILES, FRACTIONS, MEASURED_ANCHORS, BenchPr
                    is_tune_anchor)
 from .results import write_outputs
 from .reuse import check_reusable, reuse_baselines, reuse_trials
-from .storage import (BenchStudy, Heartbeat, baseline_attr, claim_trial, keys_by_state, open_study, read_datasets,
-                      requeue_dead_trials, study_status, write_datasets)
+from .records import baseline_attr, keys_by_state, read_datasets, study_status, write_datasets
+from .storage import BenchStudy, Heartbeat, claim_trial, open_study, requeue_dead_trials
 from .trials import advise_baseline, train_trial
 
 __all__ = ["prepare_study", "run_worker", "spawn_workers", "run_bench", "check_fractions", "check_seeds"]

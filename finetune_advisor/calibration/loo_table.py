@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .._io import to_jsonable, write_text_atomic
-from ..bench.storage import baseline_attr, read_datasets
+from ..bench.records import baseline_attr, read_datasets
 from ..config import Config
 from ..exceptions import ConfigError
 from .model import Calibration

@@ -18,7 +18,7 @@ import numpy as np
 from ..bench import REFERENCE_DATASETS, open_study, results_table
 from ..bench.datasets import base_name, split_size
 from ..bench.grid import CALIBRATION_PREFIX
-from ..bench.storage import read_baselines, read_datasets
+from ..bench.records import read_baselines, read_datasets
 from ..exceptions import ConfigError
 from ..heuristics.policies import ARMS, predictor_value
 from ..heuristics.schedule import split_schedule

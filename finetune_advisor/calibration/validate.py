@@ -43,7 +43,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..bench import REFERENCE_DATASETS, BenchDataset, open_study, resolve_datasets
 from ..bench.grid import CALIBRATION_PREFIX, BenchProfile, TrialSpec, calibration_config
-from ..bench.storage import BenchStudy, normalise_storage_url, read_baselines, read_datasets
+from ..bench.records import read_baselines, read_datasets
+from ..bench.storage import BenchStudy, normalise_storage_url
 from ..bench.worker import check_seeds, prepare_study
 from ..config import Config
 from ..exceptions import CalibrationError, ConfigError

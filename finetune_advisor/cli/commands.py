@@ -271,7 +271,7 @@ def _existing_study(args: argparse.Namespace):
 
 def _refuse_tune_study(study, what: str, hint: str) -> None:
     """A ConfigError when ``study`` was made by ``tune``: bench's grid readers would make nothing of it."""
-    from ..bench.storage import study_kind
+    from ..bench.records import study_kind
 
     if study_kind(study) == "tune":
         raise ConfigError(f"study {study.study_name!r} is a tune study, not a bench sweep: it {what}", hint=hint)

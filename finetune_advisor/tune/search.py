@@ -31,8 +31,9 @@ from .._io import NewPaths
 from .._progress import Ticker, progress_to_stderr
 from .._signals import deferred_interrupt
 from ..backbones import Backbone, create_backbone
-from ..bench.storage import (TUNE_MARK, BenchStudy, Heartbeat, claim_trial, holds_work, open_study,
-                             requeue_dead_trials, sqlite_files)
+from ..bench.records import TUNE_MARK
+from ..bench.storage import (BenchStudy, Heartbeat, claim_trial, holds_work, open_study, requeue_dead_trials,
+                             sqlite_files)
 from ..config import Config
 from ..data import Dataset, read_dataset
 from ..exceptions import ConfigError, FinetuneAdvisorError

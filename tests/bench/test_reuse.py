@@ -7,7 +7,7 @@ import pytest
 
 from finetune_advisor import bench
 from finetune_advisor.bench.reuse import REUSED_ATTR
-from finetune_advisor.bench.storage import baseline_attr
+from finetune_advisor.bench.records import baseline_attr
 from finetune_advisor.exceptions import ConfigError
 
 

@@ -265,7 +265,7 @@ def test_a_baseline_trained_otherwise_than_advised_keeps_both_configs_and_the_st
     """Issue 26: a 28 px dataset advised 48 px was trained at the bench's 64 px, and a head-only
     config advised 4 head epochs was stored as '2+2'; both configs are kept and reported."""
     from finetune_advisor.bench.adapted import read_adapted
-    from finetune_advisor.bench.storage import read_baselines
+    from finetune_advisor.bench.records import read_baselines
     from finetune_advisor.cli.output import format_bench_status
     from finetune_advisor.config import Config
 

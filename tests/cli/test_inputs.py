@@ -307,7 +307,7 @@ def test_bench_none_means_none_and_a_worker_stops_after_n_trials(tmp_path, monke
 
     ran = {}
     monkeypatch.setattr(bench, "open_study", lambda *a, **k: object())
-    monkeypatch.setattr("finetune_advisor.bench.storage.study_kind", lambda study: "bench")   # the stub has no attrs
+    monkeypatch.setattr("finetune_advisor.bench.records.study_kind", lambda study: "bench")   # the stub has no attrs
     monkeypatch.setattr(bench, "run_worker", lambda study, n_trials=None, progress=True: ran.update(n=n_trials) or 0)
     monkeypatch.setattr(bench, "study_status", lambda study: {})
     monkeypatch.setattr(bench, "write_outputs", lambda study, out: {})
