@@ -38,8 +38,8 @@ class AdviseOptions:
     are measured on the same features), ``"full"`` (the study's procedure: the range test trains
     the frozen network end to end) or ``"auto"`` (default: ``full`` for the study policy, whose
     rules take the finder's pick as the rate, and ``cached`` otherwise). On the shared
-    datasets the cached pick lies 0.4 to 0.7 decades below the full one
-    (``benchmarks/results/lr_finder_stability.txt``), too far for the published rules.
+    datasets the cached pick lies 0.3 to 0.7 decades below the full one, its valley 0.5 to 1.2
+    (``docs/lr-finder-cached-vs-full.md``), too far for the published rules.
 
     Examples
     --------
