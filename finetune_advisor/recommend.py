@@ -54,6 +54,11 @@ _ADVISE_LR_HINTS = {
 }
 
 
+
+def _or_skip_it(hint: str | None, how: str) -> str:
+    """A measurement's error hint with the way on without it: ``"<hint>; or skip it with <how>"``."""
+    return (f"{hint}; " if hint else "") + f"or skip it with {how}"
+
 @dataclass
 class Recommendation:
     """Everything behind a Config: the profile, the similarity and the LR-finder curve."""
@@ -270,8 +275,8 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
         try:
             ref = get_reference(bb, path=opts.reference)
         except SimilarityReferenceError as exc:   # the way on without one: similarity is one input of many
-            raise SimilarityReferenceError(exc.message, path=exc.path, hint=(f"{exc.hint}; " if exc.hint else "")
-                                           + "or skip it with --no-similarity (similarity=False)") from None
+            raise SimilarityReferenceError(exc.message, path=exc.path,
+                                           hint=_or_skip_it(exc.hint, "--no-similarity (similarity=False)")) from None
         sim_result = dataset_similarity(dataset, bb, ref, threshold=opts.threshold, max_images=opts.max_images,
                                         bootstrap=opts.bootstrap, seed=seed, progress=opts.progress)
         log.debug("similarity %.3f (raw EMD %.4f) with %s", sim_result.similarity, sim_result.emd, bb.key)
@@ -306,8 +311,8 @@ def advise(dataset_path: "str | Path | data.Dataset", options: AdviseOptions | N
             if not opts.lr_finder_fallback:
                 hint = _ADVISE_LR_HINTS.get(exc.hint, exc.hint)
                 raise LRFinderError(lr_failed, path=dataset.root,
-                                    hint=(f"{hint}; " if hint else "") + "or skip it with --no-lr-finder "
-                                         "(lr_finder=False) to use the study's default learning rate") from None
+                                    hint=_or_skip_it(hint, "--no-lr-finder (lr_finder=False) to use the study's "
+                                                           "default learning rate")) from None
             log.warning("%s; using the study's default learning rate", lr_failed)
         timings["lr_finder"] = time.perf_counter() - clock
 

@@ -255,22 +255,15 @@ def test_auto_profile_picks_paper_on_a_cuda_machine_and_says_which_device(folder
 
 # --- the training time: estimated from the measured throughput, and a budget ----------------------
 
-def test_the_forward_pass_is_timed_on_this_machine(folder):
-    config = advise(folder, **FAST).config
-    m = config.measurements
-    assert m.forward_images_per_s > 0 and m.forward_image_size == config.image_size
-    assert m.train_time_s > 0 and "training takes about" in config.reasons["head_epochs"]
-
-
 def test_the_config_carries_a_time_estimate_and_a_budget_shortens_the_schedule(folder, monkeypatch):
-    # Each advise() times its own forward pass; under load two runs differ by more than the margin
-    # this test leaves, so both see one fixed throughput (the timing itself is tested apart).
     from finetune_advisor.learner.features import FeatureCache
-    monkeypatch.setattr(FeatureCache, "images_per_s", property(lambda self: 400.0))
     fast = {**FAST, "profile": "paper"}                    # 5 + 15 epochs: long enough to need cutting
     free = advise(folder, **fast).config
     m = free.measurements
-    assert m.forward_images_per_s == 400.0 and m.forward_image_size == free.image_size
+    assert m.forward_images_per_s > 0 and m.forward_image_size == free.image_size
+    # Each advise() times its own forward pass, and under load two runs differ by more than the
+    # margin this test leaves: the runs below see the throughput this one measured.
+    monkeypatch.setattr(FeatureCache, "images_per_s", property(lambda self: m.forward_images_per_s))
     assert m.train_time_s > 0
     assert "steps an epoch" in free.reasons["head_epochs"] and "training takes about" in free.reasons["unfrozen_epochs"]
     from finetune_advisor.heuristics import TimeModel

@@ -4,6 +4,7 @@ import math
 import pandas as pd
 import pytest
 
+
 @pytest.fixture(scope="module")
 def ladder(load_benchmark):
     return load_benchmark("fidelity_ladder")

@@ -4,6 +4,7 @@ import json
 import optuna
 import pytest
 
+
 @pytest.fixture(scope="module")
 def va(load_benchmark):
     return load_benchmark("valley_anchors")
